@@ -1,0 +1,228 @@
+"""Load and validate an experiment folder (experiment.toml) into an Experiment.
+
+Every error a user can cause is a UserError whose message names the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class UserError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits with code 2."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(_Section):
+    language: Literal["c", "python"] = "c"
+    function: str = Field(min_length=1)  # the one function the model may change
+    baseline: str = Field(min_length=1)  # seed implementation file, relative to the experiment
+    task: str = "EXPERIMENT.md"  # what the model reads
+
+
+class BuildConfig(_Section):
+    # Placeholders: {candidate} {workdir} {experiment} {binary}; empty means no build step.
+    command: str = ""
+    timeout_s: float = Field(default=120, gt=0)
+
+
+class EvaluateConfig(_Section):
+    # Placeholders: {candidate} {workdir} {experiment} {binary} {seed} {cases}
+    command: str = ""
+    timeout_s: float = Field(default=120, gt=0)
+    evaluator: str = ""  # OpenEvolve-style Python file with evaluate(program_path) -> dict
+
+
+class CasesConfig(_Section):
+    search: list[str] = Field(default_factory=list)
+    holdout: list[str] = Field(default_factory=list)
+
+
+class ObjectiveConfig(_Section):
+    direction: Literal["minimize", "maximize"] = "minimize"
+    unit: str = "us"
+    min_gain: float = Field(default=0.01, ge=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    rounds: int = Field(default=3, ge=1, le=100)  # interleaved candidate/incumbent runs
+    max_rounds: int = Field(default=9, ge=1, le=1000)  # cap for sequential testing
+
+
+class ScreenConfig(_Section):
+    allowed_includes: list[str] | None = None  # C: None means any
+    allowed_imports: list[str] | None = None  # Python: None means any
+    forbidden_identifiers: list[str] = Field(default_factory=list)
+    forbidden_patterns: list[str] = Field(default_factory=list)  # regular expressions
+    max_bytes: int = Field(default=65536, gt=0)
+    allow_helpers: bool = True  # static helpers (C) / extra defs (Python) besides the target
+
+
+class PromptConfig(_Section):
+    template: str = ""  # optional Jinja2 template file in the experiment
+    memory_chars: int = Field(default=4000, ge=0)
+    failures_shown: int = Field(default=3, ge=0)
+
+
+class LimitsConfig(_Section):
+    cpu_s: int = Field(default=300, gt=0)
+    memory_mb: int = Field(default=4096, gt=0)
+    max_procs: int = Field(default=64, gt=0)
+    file_mb: int = Field(default=256, gt=0)
+    open_files: int = Field(default=256, gt=0)
+    output_kb: int = Field(default=256, gt=0)
+
+
+class ExperimentConfig(_Section):
+    name: str = ""
+    description: str = ""
+    ideas: list[str] = Field(default_factory=list)
+    target: TargetConfig
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("ideas")
+    @classmethod
+    def _strip_ideas(cls, v: list[str]) -> list[str]:
+        return [i.strip() for i in v if i.strip()]
+
+
+EXTENSIONS = {"c": "c", "python": "py"}
+
+
+@dataclass
+class Experiment:
+    """One search's folder and its validated contract."""
+
+    root: Path
+    config: ExperimentConfig
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.root.name
+
+    @property
+    def language(self) -> str:
+        return self.config.target.language
+
+    @property
+    def ext(self) -> str:
+        return EXTENSIONS[self.language]
+
+    @property
+    def target(self) -> str:
+        return self.config.target.function
+
+    @property
+    def baseline_path(self) -> Path:
+        return self.root / self.config.target.baseline
+
+    @property
+    def baseline_source(self) -> str:
+        return self.baseline_path.read_text()
+
+    @property
+    def task_text(self) -> str:
+        p = self.root / self.config.target.task
+        return p.read_text() if p.is_file() else ""
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".looplab"
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "looplab.db"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def winners_dir(self) -> Path:
+        return self.root / "winners"
+
+    @property
+    def search_cases(self) -> list[str]:
+        return list(self.config.cases.search)
+
+    @property
+    def holdout_cases(self) -> list[str]:
+        return list(self.config.cases.holdout)
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _fix_hint(err: dict) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "remove it or check its spelling"
+    if kind == "missing":
+        return "add it"
+    return "set a valid value"
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read EXPERIMENT_DIR/experiment.toml, validate it and check the files it names."""
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise UserError(f"{path}: no such experiment folder (fix: pass a folder holding experiment.toml)")
+    toml_path = root / "experiment.toml"
+    if not toml_path.is_file():
+        raise UserError(f"{toml_path}: missing (fix: create it, e.g. with `looplab new NAME`)")
+    try:
+        raw = tomllib.loads(toml_path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{toml_path}: not valid TOML: {e} (fix: correct the syntax)") from None
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise UserError(
+            f"{toml_path}: field '{_field_path(err['loc'])}': {err['msg']}{more} (fix: {_fix_hint(err)})"
+        ) from None
+    exp = Experiment(root=root, config=config)
+    _check_files(exp, toml_path)
+    return exp
+
+
+def _check_files(exp: Experiment, toml_path: Path) -> None:
+    cfg = exp.config
+    if not exp.baseline_path.is_file():
+        raise UserError(
+            f"{toml_path}: field 'target.baseline': file {cfg.target.baseline} not found in {exp.root} "
+            "(fix: point it at the seed implementation)"
+        )
+    if cfg.prompt.template and not (exp.root / cfg.prompt.template).is_file():
+        raise UserError(
+            f"{toml_path}: field 'prompt.template': file {cfg.prompt.template} not found (fix: create it or remove the field)"
+        )
+    if cfg.evaluate.evaluator:
+        if not (exp.root / cfg.evaluate.evaluator).is_file():
+            raise UserError(
+                f"{toml_path}: field 'evaluate.evaluator': file {cfg.evaluate.evaluator} not found "
+                "(fix: point it at a Python file defining evaluate(program_path))"
+            )
+    elif not cfg.evaluate.command:
+        raise UserError(
+            f"{toml_path}: field 'evaluate.command': missing (fix: give the command that prints one JSON object per case)"
+        )
+    overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
+    if overlap:
+        raise UserError(
+            f"{toml_path}: field 'cases.holdout': {sorted(overlap)} also in cases.search (fix: a case is one or the other)"
+        )

@@ -1,0 +1,36 @@
+"""The one small interface every model provider implements."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from looplab.records import Message, Reply
+
+
+class ModelError(Exception):
+    """A provider call failed. retryable: worth trying again (rate limit, 5xx, timeout)."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class RepliesExhausted(Exception):
+    """A finite provider (replay) has no more replies; the loop stops cleanly."""
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """complete() returns one Reply or raises ModelError / RepliesExhausted."""
+
+    name: str  # "provider:model", as shown in records and SCORES
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+        timeout_s: float = 300.0,
+    ) -> Reply: ...
