@@ -23,7 +23,7 @@ class _Section(BaseModel):
 
 class TargetConfig(_Section):
     language: Literal["c", "python"] = "c"
-    function: str = Field(min_length=1)  # the one function the model may change
+    function: str = ""  # the one function the model may change; empty: the EVOLVE-BLOCK region of the baseline
     baseline: str = Field(min_length=1)  # seed implementation file, relative to the experiment
     task: str = "EXPERIMENT.md"  # what the model reads
 
@@ -181,12 +181,18 @@ def load_experiment(path: str | Path) -> Experiment:
     if not root.is_dir():
         raise UserError(f"{path}: no such experiment folder (fix: pass a folder holding experiment.toml)")
     toml_path = root / "experiment.toml"
-    if not toml_path.is_file():
-        raise UserError(f"{toml_path}: missing (fix: create it, e.g. with `looplab new NAME`)")
-    try:
-        raw = tomllib.loads(toml_path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{toml_path}: not valid TOML: {e} (fix: correct the syntax)") from None
+    if toml_path.is_file():
+        try:
+            raw = tomllib.loads(toml_path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"{toml_path}: not valid TOML: {e} (fix: correct the syntax)") from None
+    elif openevolve_program(root):
+        raw = openevolve_config(root)
+    else:
+        raise UserError(
+            f"{toml_path}: missing (fix: create it, e.g. with `looplab new NAME`, "
+            "or use an OpenEvolve folder with initial_program.* and evaluator.py)"
+        )
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -221,8 +227,38 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
         raise UserError(
             f"{toml_path}: field 'evaluate.command': missing (fix: give the command that prints one JSON object per case)"
         )
+    if not cfg.target.function and "EVOLVE-BLOCK-START" not in exp.baseline_source:
+        raise UserError(
+            f"{toml_path}: field 'target.function': missing (fix: name the function to change, "
+            "or mark a region of the baseline with EVOLVE-BLOCK-START/EVOLVE-BLOCK-END)"
+        )
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
     if overlap:
         raise UserError(
             f"{toml_path}: field 'cases.holdout': {sorted(overlap)} also in cases.search (fix: a case is one or the other)"
         )
+
+
+def openevolve_program(root: Path) -> Path | None:
+    """OpenEvolve's folder shape: initial_program.<ext> beside evaluator.py."""
+    if not (root / "evaluator.py").is_file():
+        return None
+    for ext, _lang in (("py", "python"), ("c", "c")):
+        if (root / f"initial_program.{ext}").is_file():
+            return root / f"initial_program.{ext}"
+    return None
+
+
+def openevolve_config(root: Path) -> dict:
+    """The experiment.toml an OpenEvolve folder implies: evaluator.py's combined_score, higher is better."""
+    program = openevolve_program(root)
+    assert program is not None
+    language = "python" if program.suffix == ".py" else "c"
+    task = "EXPERIMENT.md" if (root / "EXPERIMENT.md").is_file() else "README.md"
+    return {
+        "name": root.name,
+        "target": {"language": language, "baseline": program.name, "task": task},
+        "evaluate": {"evaluator": "evaluator.py", "timeout_s": 300},
+        "objective": {"direction": "maximize", "unit": "score", "rounds": 1, "max_rounds": 1},
+        "screen": {"allowed_imports": None} if language == "python" else {},
+    }

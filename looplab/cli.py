@@ -1,0 +1,223 @@
+"""looplab's commands. Parsing and printing only; the work lives in the modules they call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from looplab import __version__
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    from looplab.experiment import UserError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as e:
+        print(f"looplab: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("looplab: interrupted; every finished attempt is recorded", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="looplab", description="Iterative implementation search: "
+                                "the model proposes, the evaluator decides.")
+    p.add_argument("--version", action="version", version=f"looplab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run N attempts on an experiment (resumes where it left off)")
+    run.add_argument("experiment", type=Path)
+    run.add_argument("--model", help="openai:MODEL | anthropic:MODEL | command:CMD | replay:FILE.jsonl | local[:PATH]")
+    run.add_argument("--loop", type=_positive_int, default=5, help="attempts to run (default 5)")
+    run.add_argument("--temperature", type=float)
+    run.add_argument("--max-tokens", type=_positive_int)
+    run.add_argument("--budget-usd", type=float, help="stop before spending more than this")
+    run.add_argument("--base-url", help="OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)")
+    run.add_argument("--model-timeout", type=float, default=600.0, help="seconds per model call (default 600)")
+    run.set_defaults(handler=_cmd_run)
+
+    seed = sub.add_parser("seed", help="reset the live state to the baseline (keeps git history and winners/)")
+    seed.add_argument("experiment", type=Path)
+    seed.add_argument("--from-winner", metavar="HASH", help="start the new search from an archived winner")
+    seed.set_defaults(handler=_cmd_seed)
+
+    status = sub.add_parser("status", help="attempts by outcome, incumbent, speedup, usage and cost")
+    status.add_argument("experiment", type=Path)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
+
+    ev = sub.add_parser("eval", help="screen, build, validate and measure one candidate file (no model)")
+    ev.add_argument("experiment", type=Path)
+    ev.add_argument("candidate", type=Path)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=_cmd_eval)
+
+    rep = sub.add_parser("report", help="regenerate SCORES.* and MEMORY.* from the store")
+    rep.add_argument("experiment", type=Path)
+    rep.set_defaults(handler=_cmd_report)
+
+    exp = sub.add_parser("export-replies", help="write the run's model replies as a replay JSONL file")
+    exp.add_argument("experiment", type=Path)
+    exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
+    exp.set_defaults(handler=_cmd_export_replies)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from looplab.experiment import load_experiment
+    from looplab.loop import RunOptions, run_search
+    from looplab.models import default_model_spec, provider_from_spec
+    from looplab.progress import make_progress
+
+    experiment = load_experiment(args.experiment)
+    spec, why = (args.model, "--model") if args.model else default_model_spec()
+    provider = provider_from_spec(spec, base_url=args.base_url)
+    options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=args.max_tokens,
+                         budget_usd=args.budget_usd, model_timeout_s=args.model_timeout)
+    progress = make_progress()
+    progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
+                  f"{args.loop} attempts")
+    summary = asyncio.run(run_search(experiment, provider, options, progress))
+    progress.note(f"stopped: {summary.stopped_because}")
+    _print_status(experiment)
+    return 0
+
+
+def _cmd_seed(args: argparse.Namespace) -> int:
+    from looplab.archive import find_winner, reset_live_state
+    from looplab.evaluate import Evaluator
+    from looplab.experiment import load_experiment
+    from looplab.loop import ensure_baseline
+    from looplab.report import write_all
+    from looplab.store import Store
+
+    experiment = load_experiment(args.experiment)
+    source = find_winner(experiment, args.from_winner).read_text() if args.from_winner else None
+    reset_live_state(experiment)
+    if source is not None:
+        store = Store(experiment.store_path)
+        try:
+            asyncio.run(ensure_baseline(experiment, store, Evaluator(experiment), source=source))
+            write_all(store, experiment)
+        finally:
+            store.close()
+        print(f"seeded {experiment.name} from winner {args.from_winner}")
+    else:
+        print(f"seeded {experiment.name} from the baseline {experiment.config.target.baseline}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from looplab.experiment import load_experiment
+
+    experiment = load_experiment(args.experiment)
+    if args.json:
+        print(json.dumps(_status(experiment), indent=2))
+    else:
+        _print_status(experiment)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from looplab.experiment import UserError, load_experiment
+    from looplab.loop import evaluate_file
+
+    experiment = load_experiment(args.experiment)
+    if not args.candidate.is_file():
+        raise UserError(f"{args.candidate}: no such candidate file (fix: pass the path of a source file)")
+    verdict = asyncio.run(evaluate_file(experiment, args.candidate.read_text()))
+    if args.json:
+        print(json.dumps(verdict, indent=2))
+    else:
+        speed = f" x{verdict['speedup']:.3f}" if verdict.get("speedup") else ""
+        print(f"{verdict['category']}{speed}: {verdict['reason']}")
+        for name, case in verdict["cases"].items():
+            line = f"  {name}: " + (f"median {case['median']:.2f} {verdict['unit']}" if case["ok"] else
+                                    f"FAILED {case['error']}")
+            print(line)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from looplab.experiment import load_experiment
+    from looplab.report import write_all
+    from looplab.store import Store
+
+    experiment = load_experiment(args.experiment)
+    store = Store(experiment.store_path)
+    try:
+        write_all(store, experiment)
+    finally:
+        store.close()
+    print(f"wrote {experiment.root / 'SCORES.md'} and {experiment.root / 'MEMORY.md'}")
+    return 0
+
+
+def _cmd_export_replies(args: argparse.Namespace) -> int:
+    from looplab.experiment import load_experiment
+    from looplab.models.replay import write_replies
+    from looplab.store import Store
+
+    experiment = load_experiment(args.experiment)
+    out = args.output or experiment.root / "replies.jsonl"
+    store = Store(experiment.store_path)
+    try:
+        count = write_replies(out, store.replies())
+    finally:
+        store.close()
+    print(f"wrote {count} replies to {out}; replay them with --model replay:{out}")
+    return 0
+
+
+# ---------------------------------------------------------------- status
+
+
+def _status(experiment) -> dict:
+    from looplab.report import status_dict
+    from looplab.sandbox import protection
+    from looplab.store import Store
+
+    store = Store(experiment.store_path)
+    try:
+        status = status_dict(store, experiment)
+    finally:
+        store.close()
+    status["sandbox"] = protection()
+    return status
+
+
+def _print_status(experiment) -> None:
+    s = _status(experiment)
+    best, usage = s["best"], s["usage"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())) or "none yet"
+    speed = f"x{best['speedup']:.3f}" if best.get("speedup") else "n/a"
+    metric = f"{best['metric']:.2f} {best['unit']}" if best.get("metric") is not None else "n/a"
+    cost = "unknown" if usage["cost_usd"] is None else f"${usage['cost_usd']:.4f}"
+    print(f"{s['experiment']}: {s['attempts']} attempts ({outcomes})")
+    print(f"  best: {metric}, {speed} over the baseline, commit {best.get('commit') or '-'}")
+    print(f"  usage: {usage['total_tokens']} tokens ({usage['prompt_tokens']} prompt, "
+          f"{usage['completion_tokens']} completion, {usage['cached_tokens']} cached), cost {cost}")
+    print(f"  sandbox: {s['sandbox']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Render the prompt for one attempt from the experiment and what the search knows so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+from looplab.experiment import Experiment
+from looplab.records import Message
+
+SYSTEM = (
+    "You are an expert performance engineer. You write correct, fast code and answer in the exact "
+    "format requested: a one-line Strategy, Tags, then exactly one fenced code block."
+)
+
+
+@dataclass
+class Parent:
+    id: int
+    source: str
+    note: str = ""
+
+
+@dataclass
+class Failure:
+    id: int
+    outcome: str
+    reason: str
+
+
+@dataclass
+class PromptContext:
+    incumbent: str
+    incumbent_speedup: str = ""  # e.g. "x1.41"
+    memory: str = ""  # MEMORY.md, already bounded
+    failures: list[Failure] = field(default_factory=list)
+    parents: list[Parent] = field(default_factory=list)  # extra candidates shown (specialists, crossover)
+    direction: str = ""  # a search-policy instruction, e.g. "try a structurally different approach"
+
+
+def _template(experiment: Experiment) -> jinja2.Template:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    if experiment.config.prompt.template:
+        text = (experiment.root / experiment.config.prompt.template).read_text()
+    else:
+        text = resources.files("looplab").joinpath("templates/prompt.md.j2").read_text()
+    return env.from_string(text)
+
+
+def render_prompt(experiment: Experiment, context: PromptContext) -> list[Message]:
+    """The messages for one attempt: a short system message and the rendered task."""
+    language_name = {"c": "C", "python": "Python"}[experiment.language]
+    target = experiment.target
+    target_what = "program (keep the EVOLVE-BLOCK markers)" if not target else (
+        f"definition of `{target}`" if experiment.language == "c" else f"definition of `def {target}`")
+    user = _template(experiment).render(
+        task=experiment.task_text.strip() or f"Make `{target}` faster.",
+        language=experiment.language,
+        language_name=language_name,
+        fence=experiment.language,
+        target=target,
+        target_what=target_what,
+        incumbent=context.incumbent.rstrip(),
+        incumbent_speedup=context.incumbent_speedup,
+        memory=context.memory.strip(),
+        failures=context.failures,
+        parents=context.parents,
+        direction=context.direction,
+    )
+    return [Message("system", SYSTEM), Message("user", user)]
+
+
+def render_markdown(messages: list[Message]) -> str:
+    """How a prompt is written to runs/<attempt>/prompt.md."""
+    return "\n\n".join(f"<!-- {m.role} -->\n{m.content}" for m in messages)
