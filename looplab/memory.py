@@ -261,7 +261,7 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
     return text[:max_chars]  # only bites when even the bare headings do not fit
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)  # readers never see a half-written file
@@ -270,7 +270,7 @@ def _write(path: Path, text: str) -> None:
 def write_memory(store: Store, experiment: Experiment) -> dict:
     """Regenerate MEMORY.json and MEMORY.md in the experiment folder; returns the memory."""
     memory = build_memory(store, experiment)
-    _write(experiment.root / "MEMORY.json", json.dumps(memory, indent=2) + "\n")
+    write_atomic(experiment.root / "MEMORY.json", json.dumps(memory, indent=2) + "\n")
     chars = experiment.config.prompt.memory_chars or DEFAULT_MD_CHARS
-    _write(experiment.root / "MEMORY.md", render_memory_md(memory, chars))
+    write_atomic(experiment.root / "MEMORY.md", render_memory_md(memory, chars))
     return memory

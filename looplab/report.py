@@ -1,0 +1,180 @@
+"""SCORES.json / SCORES.md and `looplab status --json`, regenerated from the store from scratch.
+
+The same store always renders the same files (no wall-clock stamps), so git diffs of SCORES
+show only what the search changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from looplab.experiment import Experiment
+from looplab.memory import write_atomic, write_memory
+from looplab.records import Outcome
+from looplab.store import AttemptRow, Store
+
+
+def _vs(base: float | None, metric: float | None, direction: str) -> float | None:
+    """How many times better metric is than base (>1 is better), in the objective's direction."""
+    if base is None or metric is None or base <= 0 or metric <= 0:
+        return None
+    return base / metric if direction == "minimize" else metric / base
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+def _x(x: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    if x is None:
+        return "—"
+    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+    return f"x{x:.2f}{ci}"
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts)) if ts is not None else "—"
+
+
+def _cell(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def status_dict(store: Store, experiment: Experiment) -> dict:
+    """The exact shape `looplab status --json` prints."""
+    direction = experiment.config.objective.direction
+    counts = store.outcome_counts()
+    base, inc = store.baseline(), store.incumbent()
+    base_metric = base.metric if base else None
+    return {
+        "experiment": experiment.name,
+        "attempts": sum(counts.values()),
+        "in_flight": len(store.in_flight()),
+        "outcomes": counts,
+        "best": {
+            "metric": inc.metric if inc else None,
+            "unit": experiment.config.objective.unit,
+            "speedup": _vs(base_metric, inc.metric, direction) if inc else None,
+            "commit": inc.commit if inc else None,
+            "attempt": inc.id if inc else None,
+        },
+        "baseline": {"metric": base_metric},
+        "usage": store.usage_total().to_dict(),
+    }
+
+
+def _winner(row: AttemptRow, base_metric: float | None, direction: str) -> dict[str, Any]:
+    return {
+        "attempt": row.id,
+        "timestamp": _when(row.ended_at),
+        "model": row.model,
+        "metric": row.metric,
+        "vs_seed": _vs(base_metric, row.metric, direction),
+        "win": row.speedup,  # vs the incumbent it beat
+        "ci_low": row.ci_low,
+        "ci_high": row.ci_high,
+        "commit": row.commit,
+        "strategy": row.strategy,
+        "outcome": row.outcome.value if row.outcome else None,
+    }
+
+
+def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> list[dict[str, Any]]:
+    """Per case: the best median any winner (or the seed) reached, and who reached it."""
+    holdout = experiment.holdout_cases
+    names = experiment.search_cases + holdout
+    names += sorted({c for r in rows for c in r.cases} - set(names))  # cases the harness chose itself
+    base = next((r for r in rows if r.outcome is Outcome.BASELINE), None)
+    out = []
+    for name in names:
+        best: tuple[float, AttemptRow] | None = None
+        for r in rows:
+            c = r.cases.get(name)
+            m = c.median if c is not None and c.ok else None
+            if m is None:
+                continue
+            if best is None or (m < best[0] if direction == "minimize" else m > best[0]):
+                best = (m, r)
+        if best is None and name in holdout:
+            continue  # no holdout data yet: keep the table to what was measured
+        base_case = base.cases.get(name) if base else None
+        base_median = base_case.median if base_case is not None and base_case.ok else None
+        out.append({
+            "case": name,
+            "kind": "holdout" if name in holdout else "search",
+            "best_median": best[0] if best else None,
+            "attempt": best[1].id if best else None,
+            "commit": best[1].commit if best else None,
+            "seed_median": base_median,
+            "vs_seed": _vs(base_median, best[0], direction) if best else None,
+        })
+    return out
+
+
+def scores_dict(store: Store, experiment: Experiment) -> dict:
+    """status_dict plus the winners and per-case tables: the content of SCORES.json."""
+    direction = experiment.config.objective.direction
+    data = status_dict(store, experiment)
+    base_metric = data["baseline"]["metric"]
+    rows = store.attempts(outcomes=[Outcome.BASELINE, Outcome.ACCEPTED, Outcome.SPECIALIST])
+    data["direction"] = direction
+    data["winners"] = [_winner(r, base_metric, direction) for r in rows]
+    data["cases"] = _cases(rows, experiment, direction)
+    return data
+
+
+def render_scores_md(data: dict) -> str:
+    unit, best, usage = data["best"]["unit"], data["best"], data["usage"]
+    outcomes = ", ".join(f"{k} {v}" for k, v in data["outcomes"].items()) or "none yet"
+    cost = "unknown" if usage["cost_usd"] is None else f"${usage['cost_usd']:.4f}"
+    where = f"attempt #{best['attempt']}" + (f", commit {best['commit']}" if best["commit"] else "")
+    lines = [
+        f"# SCORES — {data['experiment']}",
+        "",
+        f"- Best: {_num(best['metric'])} {unit} ({where if best['attempt'] is not None else 'no baseline yet'})",
+        f"- Seed baseline: {_num(data['baseline']['metric'])} {unit}",
+        f"- Speedup vs seed: {_x(best['speedup'])} ({data['direction']} {unit})",
+        f"- Attempts: {data['attempts']} finished, {data['in_flight']} in flight — {outcomes}",
+        f"- Tokens: prompt {usage['prompt_tokens']:,} · completion {usage['completion_tokens']:,} · "
+        f"cached {usage['cached_tokens']:,} · total {usage['total_tokens']:,}",
+        f"- Cost: {cost}",
+        "",
+        "## Winners",
+        "",
+        f"| Timestamp | Model | Metric ({unit}) | Seed | Win | Commit | Notes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for w in data["winners"]:
+        notes = w["outcome"] if not w["strategy"] else f"{w['strategy']} ({w['outcome']})"
+        lines.append(
+            f"| {w['timestamp']} | {_cell(w['model'] or '—')} | {_num(w['metric'])} | {_x(w['vs_seed'])} | "
+            f"{_x(w['win'], w['ci_low'], w['ci_high'])} | {w['commit'] or '—'} | {_cell(notes)} |"
+        )
+    lines += ["", "## Best per case", "",
+              f"| Case | Kind | Best median ({unit}) | Seed median | vs seed | Attempt | Commit |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in data["cases"]:
+        attempt = f"#{c['attempt']}" if c["attempt"] is not None else "—"
+        lines.append(
+            f"| {_cell(c['case'])} | {c['kind']} | {_num(c['best_median'])} | {_num(c['seed_median'])} | "
+            f"{_x(c['vs_seed'])} | {attempt} | {c['commit'] or '—'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_scores(store: Store, experiment: Experiment) -> dict:
+    """Regenerate SCORES.json and SCORES.md in the experiment folder; returns the data."""
+    data = scores_dict(store, experiment)
+    write_atomic(experiment.root / "SCORES.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(experiment.root / "SCORES.md", render_scores_md(data))
+    return data
+
+
+def write_all(store: Store, experiment: Experiment) -> None:
+    """SCORES and MEMORY, both regenerated from the store."""
+    write_scores(store, experiment)
+    write_memory(store, experiment)
