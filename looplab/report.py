@@ -12,7 +12,7 @@ from typing import Any
 
 from looplab.experiment import Experiment
 from looplab.memory import write_atomic, write_memory
-from looplab.records import Outcome
+from looplab.records import CaseResult, Outcome
 from looplab.store import AttemptRow, Store
 
 
@@ -83,17 +83,24 @@ def _winner(row: AttemptRow, base_metric: float | None, direction: str) -> dict[
     }
 
 
+def _case_results(row: AttemptRow) -> dict[str, CaseResult]:
+    """The row's case results plus holdout results the loop kept apart in details['holdout_cases']."""
+    extra = row.details.get("holdout_cases") or {}
+    return {**{n: CaseResult.from_dict({"case": n, **d}) for n, d in extra.items()}, **row.cases}
+
+
 def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> list[dict[str, Any]]:
     """Per case: the best median any winner (or the seed) reached, and who reached it."""
     holdout = experiment.holdout_cases
     names = experiment.search_cases + holdout
-    names += sorted({c for r in rows for c in r.cases} - set(names))  # cases the harness chose itself
+    results = {r.id: _case_results(r) for r in rows}
+    names += sorted({c for r in rows for c in results[r.id]} - set(names))  # cases the harness chose itself
     base = next((r for r in rows if r.outcome is Outcome.BASELINE), None)
     out = []
     for name in names:
         best: tuple[float, AttemptRow] | None = None
         for r in rows:
-            c = r.cases.get(name)
+            c = results[r.id].get(name)
             m = c.median if c is not None and c.ok else None
             if m is None:
                 continue
@@ -101,7 +108,7 @@ def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> li
                 best = (m, r)
         if best is None and name in holdout:
             continue  # no holdout data yet: keep the table to what was measured
-        base_case = base.cases.get(name) if base else None
+        base_case = results[base.id].get(name) if base else None
         base_median = base_case.median if base_case is not None and base_case.ok else None
         out.append({
             "case": name,

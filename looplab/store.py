@@ -10,7 +10,7 @@ attempts            one row per attempt; id 0 is the baseline, 1, 2, ... continu
 calls               one row per model call (failed calls too)
     id, attempt_id (NULL for calls outside an attempt), model, kind ('propose', 'reflect', ...),
     prompt_tokens, completion_tokens, cached_tokens, cost_usd (NULL = unknown price),
-    latency_s, error, ts
+    latency_s, error, ts, response (the reply text, NULL when not kept; migration 2)
 meta                key TEXT PRIMARY KEY, value TEXT
 schema_migrations   version, applied_at: which numbered migrations ran
 
@@ -24,6 +24,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,10 @@ MIGRATIONS: list[str] = [
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    # 2: keep reply texts, so a run can be exported and replayed without a model
+    """
+    ALTER TABLE calls ADD COLUMN response TEXT;
     """,
 ]
 
@@ -185,25 +191,29 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _migrate(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, taking the write lock up front (no deadlock-prone upgrades)."""
         with self._lock:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                # Re-read inside the write lock: another process may have migrated meanwhile.
-                done = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
-                for version, script in enumerate(MIGRATIONS, start=1):
-                    if version <= done:
-                        continue
-                    for statement in _split_sql(script):
-                        self._db.execute(statement)
-                    self._db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
-                self._db.execute("COMMIT")
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        with self._transaction():
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            done = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            for version, script in enumerate(MIGRATIONS[done:], start=done + 1):
+                for statement in _split_sql(script):
+                    self._db.execute(statement)
+                self._db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
 
     def schema_version(self) -> int:
         with self._lock:
@@ -253,29 +263,23 @@ class Store:
         if not reason:
             reason = (decision.reason if decision else "") or (evaluation.reason if evaluation else "")
         cases = {n: c.to_dict() for n, c in evaluation.cases.items()} if evaluation else {}
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                old = self._db.execute("SELECT details FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
-                if old is None:
-                    raise KeyError(f"no attempt {attempt_id} in {self.path}")
-                merged = {**json.loads(old["details"] or "{}"), **extra}
-                self._db.execute(
-                    """UPDATE attempts SET ended_at = ?, outcome = ?, reason = ?, source = ?, source_hash = ?,
-                       strategy = ?, tags = ?, cases = ?, decision = ?, metric = ?, speedup = ?, ci_low = ?,
-                       ci_high = ?, commit_hash = COALESCE(?, commit_hash), details = ? WHERE id = ?""",
-                    (
-                        time.time(), Outcome(outcome).value, reason, source, source_hash, strategy,
-                        json.dumps(tags or []), json.dumps(cases),
-                        json.dumps(decision.to_dict() if decision else {}), metric,
-                        decision.speedup if decision else None, decision.ci_low if decision else None,
-                        decision.ci_high if decision else None, commit, json.dumps(merged), attempt_id,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            old = self._db.execute("SELECT details FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if old is None:
+                raise KeyError(f"no attempt {attempt_id} in {self.path}")
+            merged = {**json.loads(old["details"] or "{}"), **extra}
+            self._db.execute(
+                """UPDATE attempts SET ended_at = ?, outcome = ?, reason = ?, source = ?, source_hash = ?,
+                   strategy = ?, tags = ?, cases = ?, decision = ?, metric = ?, speedup = ?, ci_low = ?,
+                   ci_high = ?, commit_hash = COALESCE(?, commit_hash), details = ? WHERE id = ?""",
+                (
+                    time.time(), Outcome(outcome).value, reason, source, source_hash, strategy,
+                    json.dumps(tags or []), json.dumps(cases),
+                    json.dumps(decision.to_dict() if decision else {}), metric,
+                    decision.speedup if decision else None, decision.ci_low if decision else None,
+                    decision.ci_high if decision else None, commit, json.dumps(merged), attempt_id,
+                ),
+            )
 
     def record_baseline(self, *, source: str, evaluation: Evaluation, metric: float | None, model: str = "") -> int:
         """Store attempt 0 (outcome 'baseline'): the seed the search starts from. Returns 0.
@@ -300,24 +304,32 @@ class Store:
 
     def mark_interrupted(self) -> list[int]:
         """Rows still in flight (a crash or kill -9) become 'interrupted'; returns their ids."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
-                self._db.execute(
-                    "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE outcome IS NULL",
-                    (Outcome.INTERRUPTED.value, time.time(), "still in flight when the run stopped"),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            ids = [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
+            self._db.execute(
+                "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE outcome IS NULL",
+                (Outcome.INTERRUPTED.value, time.time(), "still in flight when the run stopped"),
+            )
         return ids
 
     def in_flight(self) -> list[int]:
         """Ids of attempts begun and not finished."""
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
+
+    def discard_attempt(self, attempt_id: int) -> bool:
+        """Forget an in-flight attempt that never really happened (e.g. the replay ran out).
+
+        Its calls, if any, stay in the totals, detached. Finished attempts are history: returns False.
+        """
+        with self._transaction():
+            row = self._db.execute("SELECT outcome FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+            if row is None or row[0] is not None:
+                return False
+            self._db.execute("UPDATE calls SET attempt_id = NULL WHERE attempt_id = ?", (attempt_id,))
+            self._db.execute("UPDATE attempts SET parent_id = NULL WHERE parent_id = ?", (attempt_id,))
+            self._db.execute("DELETE FROM attempts WHERE id = ?", (attempt_id,))
+        return True
 
     def set_commit(self, attempt_id: int, commit: str) -> None:
         with self._lock:
@@ -379,15 +391,28 @@ class Store:
 
     # --- model calls and cost ---
     def record_call(self, *, attempt_id: int | None, model: str, kind: str, usage: Usage,
-                    latency_s: float, error: str | None = None) -> None:
-        """One model call (kind: 'propose', 'reflect', ...); failed calls are recorded too."""
+                    latency_s: float, error: str | None = None, response: str | None = None) -> None:
+        """One model call (kind: 'propose', 'reflect', ...); failed calls are recorded too.
+
+        response: the reply text, kept for `export-replies` (replies()).
+        """
         with self._lock:
             self._db.execute(
                 "INSERT INTO calls (attempt_id, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
-                "cost_usd, latency_s, error, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cost_usd, latency_s, error, ts, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (attempt_id, model, kind, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-                 usage.cost_usd, latency_s, error, time.time()),
+                 usage.cost_usd, latency_s, error, time.time(), response),
             )
+
+    def replies(self, kind: str = "propose") -> list[tuple[str, Usage]]:
+        """(reply text, usage) of successful calls that kept their text, oldest first — for replay."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd FROM calls "
+                "WHERE kind = ? AND error IS NULL AND response IS NOT NULL ORDER BY id",
+                (kind,),
+            ).fetchall()
+        return [(r[0], Usage(r[1], r[2], r[3], r[4])) for r in rows]
 
     def calls(self, attempt_id: int | None = None) -> list[dict[str, Any]]:
         """Model calls as plain dicts (all, or one attempt's), oldest first."""

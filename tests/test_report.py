@@ -130,3 +130,13 @@ def test_write_all_regenerates_both(store: Store, exp: Experiment) -> None:
     assert (exp.root / "SCORES.md").read_text().startswith("# SCORES")
     assert (exp.root / "MEMORY.md").read_text().startswith("# Memory")
     assert (exp.root / "MEMORY.json").is_file() and (exp.root / "SCORES.json").is_file()
+
+
+def test_holdout_results_kept_apart_in_details_count(exp: Experiment) -> None:
+    with Store(exp.store_path) as s:
+        s.record_baseline(source="seed", metric=10.0, evaluation=_ev(n96=10.0, n61=8.0))
+        a = s.begin_attempt(model="m")
+        s.finish_attempt(a, outcome=Outcome.ACCEPTED, evaluation=_ev(n96=5.0), metric=5.0,
+                         details={"holdout_cases": {"n61": {"ok": True, "samples": [3.0, 4.0, 5.0]}}})
+        cases = {c["case"]: c for c in scores_dict(s, exp)["cases"]}
+    assert (cases["n61"]["best_median"], cases["n61"]["attempt"], cases["n61"]["seed_median"]) == (4.0, 1, 8.0)

@@ -204,3 +204,46 @@ def test_kill_9_leaves_in_flight_row_that_mark_interrupted_finds(db: Path) -> No
         assert s.attempt(1).outcome is Outcome.SLOWER
         assert s.mark_interrupted() == []
         assert s.begin_attempt(model="m") == 3
+
+
+def test_upgrades_a_version_1_database(db: Path) -> None:
+    # A store written before migration 2 existed: only migration 1 applied, one call recorded.
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db)
+    con.executescript(MIGRATIONS[0])
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+    con.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    con.execute("INSERT INTO calls (model, kind, prompt_tokens, cost_usd, ts) VALUES ('m', 'propose', 5, 0.1, 0)")
+    con.commit()
+    con.close()
+    with Store(db) as s:
+        assert s.schema_version() == 2
+        assert s.usage_total().prompt_tokens == 5
+        assert s.replies() == []  # the old call kept no text
+
+
+def test_replies_keep_successful_reply_texts(db: Path) -> None:
+    with Store(db) as s:
+        a = s.begin_attempt(model="m")
+        s.record_call(attempt_id=a, model="m", kind="propose", usage=Usage(10, 2, 0, None), latency_s=1,
+                      response="first reply")
+        s.record_call(attempt_id=a, model="m", kind="propose", usage=Usage(), latency_s=1, error="HTTP 429")
+        s.record_call(attempt_id=None, model="m", kind="reflect", usage=Usage(1, 1), latency_s=1, response="r")
+        s.record_call(attempt_id=None, model="m", kind="propose", usage=Usage(3, 4, 1, 0.5), latency_s=1,
+                      response="second reply")
+        assert s.replies() == [("first reply", Usage(10, 2, 0, None)), ("second reply", Usage(3, 4, 1, 0.5))]
+        assert s.replies("reflect") == [("r", Usage(1, 1, 0, 0.0))]
+
+
+def test_discard_attempt_only_in_flight(db: Path) -> None:
+    with Store(db) as s:
+        done = s.begin_attempt(model="m")
+        s.finish_attempt(done, outcome=Outcome.SLOWER)
+        gone = s.begin_attempt(model="m")
+        s.record_call(attempt_id=gone, model="m", kind="propose", usage=Usage(7, 1, 0, 0.25), latency_s=1)
+        assert s.discard_attempt(gone) is True
+        assert s.attempt(gone) is None and s.in_flight() == []
+        assert s.usage_total().prompt_tokens == 7  # the tokens were spent all the same
+        assert s.discard_attempt(done) is False and s.attempt(done).outcome is Outcome.SLOWER
+        assert s.discard_attempt(999) is False
+        assert s.begin_attempt(model="m") == 2
