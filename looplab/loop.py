@@ -6,6 +6,7 @@ within the budgets and resumes where the store left off.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -84,7 +85,7 @@ async def run_attempt(experiment: Experiment, store: Store, evaluator: Evaluator
                           latency_s=time.monotonic() - started, error=str(e))
         return finish(experiment, store, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
     store.record_call(attempt_id=attempt_id, model=reply.model, kind="propose", usage=reply.usage,
-                      latency_s=reply.latency_s)
+                      latency_s=reply.latency_s, response=reply.text)
     runs.write(run_dir, "response.md", reply.text)
 
     # 3. Extract exactly one candidate for the target.
@@ -129,7 +130,8 @@ async def assess(experiment: Experiment, store: Store, evaluator: Evaluator, sou
         outcome = Outcome.DUPLICATE
     holdout = {}
     if result.holdout is not None:
-        holdout = {"holdout_ok": result.holdout.ok, "holdout_speedup": result.decision.holdout_speedup}
+        holdout = {"holdout_ok": result.holdout.ok, "holdout_speedup": result.decision.holdout_speedup,
+                   "holdout_cases": {name: c.to_dict() for name, c in result.holdout.cases.items()}}
     return Assessment(outcome, result.decision.reason, evaluation=result.evaluation, decision=result.decision,
                       details={**holdout, "duplicate_of": earlier} if earlier is not None else holdout)
 
@@ -242,8 +244,16 @@ def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow) 
         incumbent=incumbent.source or "",
         incumbent_speedup=_speedup_label(store, experiment, incumbent),
         memory=memory_md,
-        failures=[Failure(r.id, r.outcome.value if r.outcome else "", r.reason[:300]) for r in recent],
+        failures=[Failure(r.id, r.outcome.value if r.outcome else "", hide_holdout(experiment, r.reason)[:300])
+                  for r in recent],
     )
+
+
+def hide_holdout(experiment: Experiment, text: str) -> str:
+    """Holdout case names never reach the model."""
+    for name in experiment.holdout_cases:
+        text = re.sub(rf"\b{re.escape(name)}\b", "a hidden holdout case", text)
+    return text
 
 
 def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:

@@ -38,7 +38,7 @@ def result_dict(experiment: Experiment, row: AttemptRow) -> dict:
         "usage": row.usage.to_dict(),
         "cases": {name: case.to_dict() for name, case in row.cases.items() if name not in hidden},
         "decision": {k: v for k, v in row.decision.items() if k != "holdout"},
-        "details": row.details,
+        "details": {k: v for k, v in row.details.items() if k != "holdout_cases"},
         "started_at": row.started_at,
         "ended_at": row.ended_at,
     }

@@ -1,0 +1,41 @@
+# The two commands: `make demo` sets up and runs a short search; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_EXPERIMENT ?= experiments/linear
+DEMO_ARGS ?= --model local --loop 3
+
+.PHONY: demo test setup system-deps lint clean
+
+demo: setup
+	$(BIN)/looplab run $(DEMO_EXPERIMENT) $(DEMO_ARGS)
+
+test: setup
+	$(BIN)/ruff check looplab tests benchmarks
+	$(BIN)/python -m pytest -q
+
+setup: system-deps $(VENV)/.installed
+
+# gcc builds candidates, bubblewrap isolates them; installed with apt when missing and we are root.
+system-deps:
+	@missing=""; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "looplab: please install:$$missing (e.g. sudo apt-get install$$missing)"; \
+	  case "$$missing" in *gcc*) exit 2;; esac; fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,local]'
+	touch $@
+
+lint:
+	$(BIN)/ruff check looplab tests benchmarks
+
+clean:
+	rm -rf $(VENV)
