@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--budget-usd", type=float, help="stop before spending more than this")
     run.add_argument("--base-url", help="OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)")
     run.add_argument("--model-timeout", type=float, default=600.0, help="seconds per model call (default 600)")
+    run.add_argument("--workers", type=_positive_int, default=1, help="attempts in flight at once (default 1)")
+    run.add_argument("--reflect-every", type=int, default=0, metavar="N",
+                     help="every N attempts the model rewrites the memory's insights (costs one call)")
+    run.add_argument("--seed", type=int, help="random seed of the strategy mix (default: fresh)")
     run.set_defaults(handler=_cmd_run)
 
     seed = sub.add_parser("seed", help="reset the live state to the baseline (keeps git history and winners/)")
@@ -92,7 +96,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec, why = (args.model, "--model") if args.model else default_model_spec()
     provider = provider_from_spec(spec, base_url=args.base_url)
     options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=args.max_tokens,
-                         budget_usd=args.budget_usd, model_timeout_s=args.model_timeout)
+                         budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
+                         reflect_every=max(0, args.reflect_every), seed=args.seed)
     progress = make_progress()
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
                   f"{args.loop} attempts")

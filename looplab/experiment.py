@@ -5,6 +5,7 @@ Every error a user can cause is a UserError whose message names the file, the fi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,29 @@ class PromptConfig(_Section):
     failures_shown: int = Field(default=3, ge=0)
 
 
+STRATEGIES = ("best", "specialist", "crossover", "explore")
+
+
+class SearchConfig(_Section):
+    # How often each parent-selection strategy is drawn (normalised over the applicable ones).
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {"best": 0.6, "specialist": 0.15, "crossover": 0.1, "explore": 0.15})
+    explore_after: int = Field(default=5, ge=1)  # attempts without acceptance before explore is weighted up
+    explore_boost: float = Field(default=3.0, ge=1)
+    near_duplicate: float = Field(default=0.95, gt=0, le=1)  # shingle similarity counted as a duplicate; 1 = exact only
+    duplicate_retries: int = Field(default=3, ge=0)  # extra asks per attempt slot after a duplicate
+
+    @field_validator("mix")
+    @classmethod
+    def _known_strategies(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(STRATEGIES))
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; use {', '.join(STRATEGIES)}")
+        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError("weights must be >= 0 and at least one > 0")
+        return v
+
+
 class LimitsConfig(_Section):
     cpu_s: int = Field(default=300, gt=0)
     memory_mb: int = Field(default=4096, gt=0)
@@ -91,6 +115,7 @@ class ExperimentConfig(_Section):
     screen: ScreenConfig = Field(default_factory=ScreenConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @field_validator("ideas")
     @classmethod
@@ -160,6 +185,12 @@ class Experiment:
     @property
     def holdout_cases(self) -> list[str]:
         return list(self.config.cases.holdout)
+
+    def hide_holdout(self, text: str) -> str:
+        """Holdout case names never reach the model."""
+        for name in self.holdout_cases:
+            text = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", "a hidden holdout case", text)
+        return text
 
 
 def _field_path(loc: tuple) -> str:

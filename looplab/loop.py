@@ -1,30 +1,34 @@
-"""The orchestrator. Read top to bottom: one attempt goes prompt → model → extract → novelty →
-screen → judge (build, validate, measure, decide) → keep → record; run_search repeats it
-within the budgets and resumes where the store left off.
+"""The orchestrator. Read top to bottom: one attempt goes plan → prompt → model → extract →
+novelty → screen → judge (build, validate, measure, decide) → keep → record; run_search keeps
+`workers` attempts in flight within the budgets and resumes where the store left off.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from looplab import archive, memory, report, runs
+from looplab import archive, memory, reflect, report, runs
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, UserError
 from looplab.extract import ExtractError, extract_candidate, next_ideas, normalize, source_hash
 from looplab.judge import judge
 from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
-from looplab.prompt import Failure, PromptContext, render_markdown, render_prompt
-from looplab.records import Decision, Evaluation, Outcome, Usage
+from looplab.novelty import NoveltyIndex
+from looplab.parents import Plan, SearchView, choose_plan
+from looplab.prompt import Failure, Parent, PromptContext, render_markdown, render_prompt
+from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
 from looplab.stats import aggregate_metric
 from looplab.store import AttemptRow, Store
 
 FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
-            Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER]
+            Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
+EVALUATED = (Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT,
+             Outcome.TIMEOUT, Outcome.CRASH, Outcome.BASELINE)
 
 
 @dataclass
@@ -35,6 +39,9 @@ class RunOptions:
     budget_usd: float | None = None
     model_timeout_s: float = 600.0
     max_model_errors: int = 5  # consecutive provider failures before the run stops
+    workers: int = 1  # attempts in flight at once
+    reflect_every: int = 0  # a reflection call after every N attempts; 0 = never
+    seed: int | None = None  # for the strategy mix; None = fresh each run
 
 
 class Progress(Protocol):
@@ -43,6 +50,20 @@ class Progress(Protocol):
     def started(self, attempt_id: int, index: int, total: int) -> None: ...
     def finished(self, row: AttemptRow) -> None: ...
     def note(self, text: str) -> None: ...
+
+
+@dataclass
+class Search:
+    """The collaborators one run shares between its attempts (no behaviour of its own)."""
+
+    experiment: Experiment
+    store: Store
+    evaluator: Evaluator
+    provider: ModelProvider
+    options: RunOptions
+    novelty: NoveltyIndex
+    rng: random.Random
+    accept_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -65,25 +86,25 @@ class RunSummary:
 # ---------------------------------------------------------------- one attempt
 
 
-async def run_attempt(experiment: Experiment, store: Store, evaluator: Evaluator,
-                      provider: ModelProvider, options: RunOptions, attempt_id: int) -> AttemptRow:
+async def run_attempt(s: Search, attempt_id: int, plan: Plan) -> AttemptRow:
+    experiment, store = s.experiment, s.store
     incumbent = store.incumbent()
     assert incumbent is not None and incumbent.source is not None
     run_dir = runs.attempt_dir(experiment, attempt_id)
 
-    # 1. Prompt: the task, the incumbent, the memory, the latest failures.
-    messages = render_prompt(experiment, prompt_context(store, experiment, incumbent))
+    # 1. Prompt: the task, the incumbent (and the plan's parents), the memory, the latest failures.
+    messages = render_prompt(experiment, prompt_context(store, experiment, incumbent, plan))
     runs.write(run_dir, "prompt.md", render_markdown(messages))
 
     # 2. Model: one reply, its usage recorded whether or not it is usable.
     started = time.monotonic()
     try:
-        reply = await provider.complete(messages, temperature=options.temperature,
-                                        max_tokens=options.max_tokens, timeout_s=options.model_timeout_s)
+        reply = await s.provider.complete(messages, temperature=s.options.temperature,
+                                          max_tokens=s.options.max_tokens, timeout_s=s.options.model_timeout_s)
     except ModelError as e:
-        store.record_call(attempt_id=attempt_id, model=provider.name, kind="propose", usage=Usage(),
+        store.record_call(attempt_id=attempt_id, model=s.provider.name, kind="propose", usage=Usage(),
                           latency_s=time.monotonic() - started, error=str(e))
-        return finish(experiment, store, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
+        return finish(s, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
     store.record_call(attempt_id=attempt_id, model=reply.model, kind="propose", usage=reply.usage,
                       latency_s=reply.latency_s, response=reply.text)
     runs.write(run_dir, "response.md", reply.text)
@@ -94,52 +115,73 @@ async def run_attempt(experiment: Experiment, store: Store, evaluator: Evaluator
                                       incumbent=incumbent.source,
                                       allow_helpers=experiment.config.screen.allow_helpers)
     except ExtractError as e:
-        return finish(experiment, store, attempt_id, Assessment(Outcome.EXTRACT_ERROR, str(e)))
+        return finish(s, attempt_id, Assessment(Outcome.EXTRACT_ERROR, str(e)))
     runs.write(run_dir, f"candidate.{experiment.ext}", candidate.source)
-    details = {"next_ideas": next_ideas(reply.text)}
 
     # 4-6. Novelty, screen, judge: the evaluator decides.
-    assessment = await assess(experiment, store, evaluator, candidate.source, incumbent)
-    assessment.details.update(details)
+    assessment = await assess(s, candidate.source, incumbent)
 
-    # 7. Keep what is genuinely better: archive and commit.
-    commit = None
-    if assessment.outcome in (Outcome.ACCEPTED, Outcome.SPECIALIST):
-        commit = archive.archive_winner(experiment, source=candidate.source, attempt_id=attempt_id,
-                                        message=_commit_message(experiment, attempt_id, assessment,
-                                                                candidate.strategy))
-    return finish(experiment, store, attempt_id, assessment, source=candidate.source,
-                  strategy=candidate.strategy, tags=candidate.tags, commit=commit)
+    # 7. Keep what is genuinely better, one acceptance at a time: if another attempt replaced the
+    #    incumbent while this one was judged, judge again against the new one before keeping it.
+    if assessment.outcome not in (Outcome.ACCEPTED, Outcome.SPECIALIST):
+        return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None)
+    async with s.accept_lock:
+        current = store.incumbent()
+        if current is not None and current.id != incumbent.id:
+            assessment = await assess(s, candidate.source, current)
+        commit = None
+        if assessment.outcome in (Outcome.ACCEPTED, Outcome.SPECIALIST):
+            commit = archive.archive_winner(experiment, source=candidate.source, attempt_id=attempt_id,
+                                            message=_commit_message(experiment, attempt_id, assessment,
+                                                                    candidate.strategy))
+        return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=commit)
 
 
-async def assess(experiment: Experiment, store: Store, evaluator: Evaluator, source: str,
-                 incumbent: AttemptRow, *, judge_duplicates: bool = False) -> Assessment:
+async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplicates: bool = False) -> Assessment:
     """Novelty → screen → judge for one candidate source (shared by `run` and `eval`)."""
-    language = experiment.language
-    earlier = _earlier_same(experiment, store, source, incumbent)
-    if earlier is not None and not judge_duplicates:
-        return Assessment(Outcome.DUPLICATE, f"same program as attempt {earlier} (after normalising "
-                          "whitespace and comments)", details={"duplicate_of": earlier})
-    verdict = screen(source, language=language, policy=experiment.config.screen)
+    experiment = s.experiment
+    earlier = _earlier_same(experiment, s.store, source, incumbent)
+    near = s.novelty.nearest(source) if earlier is None else None
+    duplicate = {}
+    if earlier is not None:
+        duplicate = {"duplicate_of": earlier, "reason": f"same program as attempt {earlier} (after "
+                     "normalising whitespace and comments); propose something different"}
+    elif near is not None:
+        duplicate = {"duplicate_of": near[0], "similarity": round(near[1], 3),
+                     "reason": f"near-duplicate of attempt {near[0]} (similarity {near[1]:.2f}); "
+                     "propose something substantially different"}
+    if duplicate and not judge_duplicates:
+        return Assessment(Outcome.DUPLICATE, duplicate.pop("reason"), details=duplicate)
+    verdict = screen(source, language=experiment.language, policy=experiment.config.screen)
     if verdict is not None:
         return Assessment(verdict.outcome, verdict.reason, details={"rule": verdict.rule})
-    result = await judge(experiment, evaluator, candidate_source=source, incumbent_source=incumbent.source or "",
-                         best_case_medians=best_case_medians(store, experiment))
-    outcome = result.decision.outcome
-    if earlier is not None:
-        outcome = Outcome.DUPLICATE
-    holdout = {}
+    result = await judge(experiment, s.evaluator, candidate_source=source, incumbent_source=incumbent.source or "",
+                         best_case_medians=best_case_medians(s.store, experiment))
+    details: dict = {"judged_against": incumbent.id}
     if result.holdout is not None:
-        holdout = {"holdout_ok": result.holdout.ok, "holdout_speedup": result.decision.holdout_speedup,
-                   "holdout_cases": {name: c.to_dict() for name, c in result.holdout.cases.items()}}
-    return Assessment(outcome, result.decision.reason, evaluation=result.evaluation, decision=result.decision,
-                      details={**holdout, "duplicate_of": earlier} if earlier is not None else holdout)
+        details.update(holdout_ok=result.holdout.ok, holdout_speedup=result.decision.holdout_speedup,
+                       holdout_cases={name: c.to_dict() for name, c in result.holdout.cases.items()})
+    outcome, reason = result.decision.outcome, result.decision.reason
+    if duplicate:
+        outcome, reason = Outcome.DUPLICATE, duplicate.pop("reason")
+        details.update(duplicate)
+    return Assessment(outcome, reason, evaluation=result.evaluation, decision=result.decision, details=details)
 
 
-def finish(experiment: Experiment, store: Store, attempt_id: int, assessment: Assessment, *,
-           source: str | None = None, strategy: str = "", tags: list[str] | None = None,
-           commit: str | None = None) -> AttemptRow:
+def _finish_candidate(s: Search, attempt_id: int, assessment: Assessment, candidate: Candidate, reply_text: str,
+                      *, commit: str | None) -> AttemptRow:
+    assessment.details["next_ideas"] = next_ideas(reply_text)
+    row = finish(s, attempt_id, assessment, source=candidate.source, strategy=candidate.strategy,
+                 tags=candidate.tags, commit=commit)
+    if assessment.evaluation is not None:
+        s.novelty.add(attempt_id, candidate.source)
+    return row
+
+
+def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | None = None,
+           strategy: str = "", tags: list[str] | None = None, commit: str | None = None) -> AttemptRow:
     """Record the attempt (store first: it is the truth), then its runs/ file and the renderings."""
+    experiment, store = s.experiment, s.store
     evaluation = assessment.evaluation
     metric = aggregate_metric(evaluation.cases, experiment.search_cases or list(evaluation.cases)) \
         if evaluation and evaluation.ok else None
@@ -168,35 +210,60 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         evaluator = Evaluator(experiment)
         await ensure_baseline(experiment, store, evaluator, progress)
         report.write_all(store, experiment)
-        return await _attempts(experiment, store, evaluator, provider, options, progress)
+        s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
+                   random.Random(options.seed))
+        return await _attempts(s, progress)
     finally:
         store.close()
 
 
-async def _attempts(experiment: Experiment, store: Store, evaluator: Evaluator, provider: ModelProvider,
-                    options: RunOptions, progress: Progress) -> RunSummary:
+async def _attempts(s: Search, progress: Progress) -> RunSummary:
+    """`workers` tasks draw attempt slots until the loop count, the budget or the provider runs out."""
+    options = s.options
     done: list[int] = []
-    model_errors = 0
-    for index in range(options.loop):
-        stop = _budget_stop(store, options)
-        if stop:
-            return RunSummary(done, stop)
-        attempt_id = store.begin_attempt(model=provider.name)
-        progress.started(attempt_id, index + 1, options.loop)
-        try:
-            row = await run_attempt(experiment, store, evaluator, provider, options, attempt_id)
-        except RepliesExhausted:
-            store.discard_attempt(attempt_id)
-            return RunSummary(done, "the replay file has no more replies")
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            finish(experiment, store, attempt_id, Assessment(Outcome.INTERRUPTED, "stopped by the user"))
-            raise
-        done.append(attempt_id)
-        progress.finished(row)
-        model_errors = model_errors + 1 if row.outcome == Outcome.MODEL_ERROR else 0
-        if model_errors >= options.max_model_errors:
-            return RunSummary(done, f"{model_errors} model calls in a row failed; last: {row.reason}")
-    return RunSummary(done, f"ran {options.loop} attempts")
+    state = {"slots": 0, "stop": "", "model_errors": 0}
+
+    async def worker() -> None:
+        while not state["stop"] and state["slots"] < options.loop:
+            state["slots"] += 1
+            index = state["slots"]
+            for _ask in range(s.experiment.config.search.duplicate_retries + 1):
+                state["stop"] = state["stop"] or _budget_stop(s.store, options)
+                if state["stop"]:
+                    return
+                row = await _one_attempt(s, progress, index)
+                if row is None:
+                    state["stop"] = "the replay file has no more replies"
+                    return
+                done.append(row.id)
+                state["model_errors"] = state["model_errors"] + 1 if row.outcome == Outcome.MODEL_ERROR else 0
+                if state["model_errors"] >= options.max_model_errors:
+                    state["stop"] = f"{state['model_errors']} model calls in a row failed; last: {row.reason}"
+                if options.reflect_every and len(done) % options.reflect_every == 0:
+                    await reflect.reflect(s.experiment, s.store, s.provider, timeout_s=options.model_timeout_s)
+                if row.outcome != Outcome.DUPLICATE:  # a duplicate does not use up the slot: ask again
+                    break
+
+    await asyncio.gather(*(worker() for _ in range(max(1, options.workers))))
+    return RunSummary(sorted(done), state["stop"] or f"ran {options.loop} attempts")
+
+
+async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow | None:
+    plan = choose_plan(search_view(s.store, s.experiment), s.experiment.config.search, s.rng)
+    attempt_id = s.store.begin_attempt(
+        model=s.provider.name, parent_id=plan.parent_id if plan.parents else s.store.incumbent().id,
+        details={"plan": plan.kind, "parents": [p.id for p in plan.parents]})
+    progress.started(attempt_id, index, s.options.loop)
+    try:
+        row = await run_attempt(s, attempt_id, plan)
+    except RepliesExhausted:
+        s.store.discard_attempt(attempt_id)
+        return None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        finish(s, attempt_id, Assessment(Outcome.INTERRUPTED, "stopped by the user"))
+        raise
+    progress.finished(row)
+    return row
 
 
 def _budget_stop(store: Store, options: RunOptions) -> str:
@@ -221,11 +288,9 @@ async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Evalu
         progress.note(f"evaluating the baseline {experiment.config.target.baseline} ...")
     evaluation = await evaluator.evaluate(source, experiment.search_cases + experiment.holdout_cases)
     if not evaluation.ok:
-        raise UserError(
-            f"{experiment.baseline_path}: the baseline fails its own evaluation: "
-            f"{evaluation.failure} {evaluation.reason.splitlines()[0] if evaluation.reason else ''} "
-            "(fix: make the baseline build and pass the harness, e.g. with `looplab eval`)"
-        )
+        first = evaluation.reason.splitlines()[0] if evaluation.reason else ""
+        raise UserError(f"{experiment.baseline_path}: the baseline fails its own evaluation: "
+                        f"{evaluation.failure} {first} (fix: make the baseline build and pass the harness)")
     metric = aggregate_metric(evaluation.cases, experiment.search_cases or list(evaluation.cases))
     store.record_baseline(source=source, evaluation=evaluation, metric=metric)
     baseline = store.baseline()
@@ -233,10 +298,19 @@ async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Evalu
     return baseline
 
 
-# ---------------------------------------------------------------- context for the next prompt
+# ---------------------------------------------------------------- what the next prompt sees
 
 
-def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow) -> PromptContext:
+def search_view(store: Store, experiment: Experiment) -> SearchView:
+    incumbent = store.incumbent()
+    assert incumbent is not None
+    mem = memory.build_memory(store, experiment)
+    since = sum(1 for r in store.attempts() if r.id > incumbent.id and r.outcome is not None)
+    return SearchView(incumbent, specialists(store, experiment, incumbent),
+                      [u["idea"] for u in mem["unexplored"]], since)
+
+
+def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan) -> PromptContext:
     cfg = experiment.config.prompt
     recent = store.attempts(outcomes=FAILURES, limit=cfg.failures_shown, newest_first=True)
     memory_md = memory.render_memory_md(memory.build_memory(store, experiment), cfg.memory_chars)
@@ -244,28 +318,43 @@ def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow) 
         incumbent=incumbent.source or "",
         incumbent_speedup=_speedup_label(store, experiment, incumbent),
         memory=memory_md,
-        failures=[Failure(r.id, r.outcome.value if r.outcome else "", hide_holdout(experiment, r.reason)[:300])
+        failures=[Failure(r.id, r.outcome.value if r.outcome else "", experiment.hide_holdout(r.reason)[:300])
                   for r in recent],
+        parents=[Parent(p.id, p.source or "", p.strategy) for p in plan.parents],
+        direction=plan.direction,
     )
-
-
-def hide_holdout(experiment: Experiment, text: str) -> str:
-    """Holdout case names never reach the model."""
-    for name in experiment.holdout_cases:
-        text = re.sub(rf"\b{re.escape(name)}\b", "a hidden holdout case", text)
-    return text
 
 
 def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:
     """Best median per case among the baseline and all winners (the per-case Pareto front)."""
-    pick = min if experiment.config.objective.direction == "minimize" else max
-    best: dict[str, float] = {}
-    rows = [r for r in [store.baseline(), *store.winners()] if r is not None]
-    for row in rows:
+    return {name: value for name, (value, _) in _case_leaders(store, experiment).items()}
+
+
+def specialists(store: Store, experiment: Experiment, incumbent: AttemptRow) -> list[AttemptRow]:
+    """Winners (not the incumbent) holding the best median on at least one search case."""
+    leaders = {row_id for name, (_, row_id) in _case_leaders(store, experiment).items()
+               if name not in experiment.holdout_cases}
+    return [w for w in store.winners() if w.id in leaders and w.id != incumbent.id]
+
+
+def _case_leaders(store: Store, experiment: Experiment) -> dict[str, tuple[float, int]]:
+    minimize = experiment.config.objective.direction == "minimize"
+    best: dict[str, tuple[float, int]] = {}
+    for row in [r for r in [store.baseline(), *store.winners()] if r is not None]:
         for name, case in row.cases.items():
             if case.ok and case.median is not None:
-                best[name] = pick(best.get(name, case.median), case.median)
+                held = best.get(name)
+                if held is None or (case.median < held[0] if minimize else case.median > held[0]):
+                    best[name] = (case.median, row.id)
     return best
+
+
+def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
+    index = NoveltyIndex(experiment.language, experiment.config.search.near_duplicate)
+    for row in store.attempts(outcomes=list(EVALUATED)):
+        if row.source and row.id > 0:
+            index.add(row.id, row.source)
+    return index
 
 
 def _speedup_label(store: Store, experiment: Experiment, incumbent: AttemptRow) -> str:
@@ -295,8 +384,6 @@ def _commit_message(experiment: Experiment, attempt_id: int, assessment: Assessm
     return f"looplab: {experiment.name} attempt {attempt_id}: {kind} {win} {strategy}".strip()
 
 
-
-
 # ---------------------------------------------------------------- `looplab eval`
 
 
@@ -308,7 +395,9 @@ async def evaluate_file(experiment: Experiment, source: str) -> dict:
         await ensure_baseline(experiment, store, evaluator)
         incumbent = store.incumbent()
         assert incumbent is not None
-        a = await assess(experiment, store, evaluator, source, incumbent, judge_duplicates=True)
+        s = Search(experiment, store, evaluator, _NoModel(), RunOptions(loop=0),
+                   novelty_index(store, experiment), random.Random(0))
+        a = await assess(s, source, incumbent, judge_duplicates=True)
     finally:
         store.close()
     d = a.decision
@@ -328,3 +417,12 @@ async def evaluate_file(experiment: Experiment, source: str) -> dict:
         "holdout_speedup": a.details.get("holdout_speedup"),
         "incumbent": incumbent.id,
     }
+
+
+class _NoModel:
+    """`eval` judges a file; no model is involved."""
+
+    name = "none"
+
+    async def complete(self, *args, **kwargs):
+        raise ModelError("no model in `looplab eval`")

@@ -194,6 +194,9 @@ def build_memory(store: Store, experiment: Experiment) -> dict:
         "worked": _worked(rows, holdout, scrub),
         "failing": _failing(rows, holdout, scrub),
         "unexplored": _unexplored(rows, experiment, scrub),
+        # The model's own periodic summary (--reflect-every), kept as bullet lines.
+        "insights": [scrub(ln.strip("-* ").strip()) for ln in (store.get_meta("insights") or "").splitlines()
+                     if ln.strip("-* ").strip()][:10],
     }
 
 
@@ -225,6 +228,8 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
     failures, ideas in order) until the next line would not fit; the rest is counted, not shown.
     """
     sections = [
+        *([("## Insights", [_cap(f"- {i}", LINE_CHARS) for i in memory["insights"]])]
+          if memory.get("insights") else []),
         ("## Worked", [_cap(_worked_line(w), LINE_CHARS) for w in reversed(memory.get("worked", []))]),
         ("## Keeps failing", [_cap(_failing_line(f), LINE_CHARS) for f in memory.get("failing", [])]),
         ("## Unexplored", [_cap(_unexplored_line(u), LINE_CHARS) for u in memory.get("unexplored", [])]),
