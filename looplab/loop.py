@@ -352,7 +352,7 @@ def _case_leaders(store: Store, experiment: Experiment) -> dict[str, tuple[float
 def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
     index = NoveltyIndex(experiment.language, experiment.config.search.near_duplicate)
     for row in store.attempts(outcomes=list(EVALUATED)):
-        if row.source and row.id > 0:
+        if row.source:
             index.add(row.id, row.source)
     return index
 

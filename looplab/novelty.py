@@ -6,17 +6,37 @@ shingles above a threshold, against candidates that were already evaluated (buil
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 from dataclasses import dataclass
 
 from looplab.extract import normalize
 
 TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?[fFuUlL]*|\S")
-SHINGLE = 5  # tokens per shingle: long enough to see structure, short enough to survive renames
+SHINGLE = 5  # tokens per shingle: long enough to see structure, short enough to survive small edits
+C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto if inline
+int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile
+while size_t ptrdiff_t int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t uintptr_t NULL
+memset memcpy memmove sqrtf sqrt expf exp logf log fabsf fabs fmaxf fmaxf fminf tanhf powf INFINITY""".split())
+PY_WORDS = set(keyword.kwlist) | set(dir(builtins))
+KEEP = re.compile(r"^(_mm|__m|__builtin)")  # intrinsics and vector types say what the code does
+
+
+def canonical_tokens(source: str, language: str) -> list[str]:
+    """Tokens with the candidate's own names renamed by first use: a renamed copy is the same program."""
+    keep = C_WORDS if language == "c" else PY_WORDS
+    names: dict[str, str] = {}
+    out = []
+    for tok in TOKEN.findall(normalize(source, language)):
+        if (tok[0].isalpha() or tok[0] == "_") and tok not in keep and not KEEP.match(tok):
+            tok = names.setdefault(tok, f"v{len(names)}")
+        out.append(tok)
+    return out
 
 
 def shingles(source: str, language: str) -> frozenset[int]:
-    tokens = TOKEN.findall(normalize(source, language))
+    tokens = canonical_tokens(source, language)
     if len(tokens) < SHINGLE:
         return frozenset({hash(tuple(tokens))})
     return frozenset(hash(tuple(tokens[i:i + SHINGLE])) for i in range(len(tokens) - SHINGLE + 1))
