@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wire_servers import OpenAIServer
+from wire_servers import OpenAIServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()
