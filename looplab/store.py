@@ -1,12 +1,13 @@
 """The store: the single source of truth of one experiment (SQLite, WAL, numbered migrations).
 
-The schema is plain SQL, queryable with the sqlite3 CLI (`sqlite3 .looplab/looplab.db`):
+The schema is plain SQL (looplab/store_schema.py), queryable with the sqlite3 CLI
+(`sqlite3 .looplab/looplab.db`), and the same on PostgreSQL (looplab/store_postgres.py):
 
 attempts            one row per attempt; id 0 is the baseline, 1, 2, ... continue across restarts
     id, started_at, ended_at (unix seconds), model, outcome (NULL while in flight), reason,
     source, source_hash, strategy, tags (JSON list), cases (JSON {case: CaseResult}),
     decision (JSON Decision), metric, speedup, ci_low, ci_high, commit_hash, parent_id,
-    details (JSON object)
+    details (JSON object), owner_host, owner_pid, owner_token (the loop running it; migration 3)
 calls               one row per model call (failed calls too)
     id, attempt_id (NULL for calls outside an attempt), model, kind ('propose', 'reflect', ...),
     prompt_tokens, completion_tokens, cached_tokens, cost_usd (NULL = unknown price),
@@ -15,159 +16,39 @@ meta                key TEXT PRIMARY KEY, value TEXT
 schema_migrations   version, applied_at: which numbered migrations ran
 
 Every write is its own committed transaction, so a kill -9 loses at most the attempt in flight
-(which stays outcome NULL until mark_interrupted). Several processes may open the same file.
+(which stays outcome NULL until mark_interrupted). Several processes, i.e. several loops, may share
+one store: ids are taken inside the write lock, acceptance_lock() serialises new incumbents, and
+mark_interrupted() only touches the rows of loops that are certainly dead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from looplab.records import CaseResult, Decision, Evaluation, Outcome, Usage
+from looplab.records import Decision, Evaluation, Outcome, Usage
+from looplab.store_lock import AcceptanceLock, CrossProcessLock, FileLock
+from looplab.store_owner import is_dead, this_process
+from looplab.store_schema import LOG_CHARS, MIGRATIONS, SELECT_ATTEMPTS, AttemptRow, attempt_row, split_sql
 
-# Numbered migrations, applied in order; never edit a shipped one, append a new one.
-MIGRATIONS: list[str] = [
-    # 1: everything
-    """
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY,
-        started_at REAL NOT NULL,
-        ended_at REAL,
-        model TEXT NOT NULL DEFAULT '',
-        outcome TEXT,
-        reason TEXT NOT NULL DEFAULT '',
-        source TEXT,
-        source_hash TEXT,
-        strategy TEXT NOT NULL DEFAULT '',
-        tags TEXT NOT NULL DEFAULT '[]',
-        cases TEXT NOT NULL DEFAULT '{}',
-        decision TEXT NOT NULL DEFAULT '{}',
-        metric REAL,
-        speedup REAL,
-        ci_low REAL,
-        ci_high REAL,
-        commit_hash TEXT,
-        parent_id INTEGER REFERENCES attempts(id),
-        details TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX attempts_outcome ON attempts(outcome);
-    CREATE INDEX attempts_source_hash ON attempts(source_hash);
-    CREATE TABLE calls (
-        id INTEGER PRIMARY KEY,
-        attempt_id INTEGER REFERENCES attempts(id),
-        model TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        cached_tokens INTEGER NOT NULL DEFAULT 0,
-        cost_usd REAL,
-        latency_s REAL NOT NULL DEFAULT 0,
-        error TEXT,
-        ts REAL NOT NULL
-    );
-    CREATE INDEX calls_attempt ON calls(attempt_id);
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # 2: keep reply texts, so a run can be exported and replayed without a model
-    """
-    ALTER TABLE calls ADD COLUMN response TEXT;
-    """,
-]
+if TYPE_CHECKING:
+    from looplab.experiment import Experiment
 
-LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
+__all__ = ["LOG_CHARS", "MIGRATIONS", "AttemptRow", "Store", "open_store", "STORE_ENV"]
 
-# Per-attempt usage; a call with tokens but no price makes the attempt's cost unknown.
-_SELECT = """
-SELECT a.*,
-       COALESCE(u.prompt_tokens, 0) AS u_prompt, COALESCE(u.completion_tokens, 0) AS u_completion,
-       COALESCE(u.cached_tokens, 0) AS u_cached, COALESCE(u.cost, 0.0) AS u_cost,
-       COALESCE(u.unknown, 0) AS u_unknown
-FROM attempts a LEFT JOIN (
-    SELECT attempt_id, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-           SUM(cached_tokens) AS cached_tokens, SUM(cost_usd) AS cost,
-           SUM(cost_usd IS NULL AND prompt_tokens + completion_tokens > 0) AS unknown
-    FROM calls WHERE attempt_id IS NOT NULL GROUP BY attempt_id
-) u ON u.attempt_id = a.id
-"""
-
-
-@dataclass
-class AttemptRow:
-    """One attempt as stored. outcome is None while the attempt is in flight."""
-
-    id: int
-    started_at: float
-    ended_at: float | None
-    model: str
-    outcome: Outcome | None
-    reason: str = ""
-    source: str | None = None
-    source_hash: str | None = None
-    strategy: str = ""  # the model's one-line Strategy: note
-    tags: list[str] = field(default_factory=list)
-    cases: dict[str, CaseResult] = field(default_factory=dict)  # candidate's per-case results
-    decision: dict[str, Any] = field(default_factory=dict)  # Decision.to_dict()
-    metric: float | None = None  # aggregate objective of the candidate (e.g. geomean of case medians, us)
-    speedup: float | None = None  # vs the incumbent it was judged against
-    ci_low: float | None = None
-    ci_high: float | None = None
-    commit: str | None = None  # short hash of the winner's git commit / archive name
-    parent_id: int | None = None
-    usage: Usage = field(default_factory=Usage)  # sum of this attempt's model calls
-    details: dict[str, Any] = field(default_factory=dict)  # anything else (seed, log excerpt, strategy kind)
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a script into complete statements (sqlite3.complete_statement keeps triggers whole)."""
-    statements, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        statements.append(buf.strip())
-    return statements
-
-
-def _row(r: sqlite3.Row) -> AttemptRow:
-    cases = {name: CaseResult.from_dict(d) for name, d in json.loads(r["cases"] or "{}").items()}
-    cost = None if r["u_unknown"] else float(r["u_cost"])
-    return AttemptRow(
-        id=r["id"],
-        started_at=r["started_at"],
-        ended_at=r["ended_at"],
-        model=r["model"],
-        outcome=Outcome(r["outcome"]) if r["outcome"] is not None else None,
-        reason=r["reason"],
-        source=r["source"],
-        source_hash=r["source_hash"],
-        strategy=r["strategy"],
-        tags=json.loads(r["tags"] or "[]"),
-        cases=cases,
-        decision=json.loads(r["decision"] or "{}"),
-        metric=r["metric"],
-        speedup=r["speedup"],
-        ci_low=r["ci_low"],
-        ci_high=r["ci_high"],
-        commit=r["commit_hash"],
-        parent_id=r["parent_id"],
-        usage=Usage(r["u_prompt"], r["u_completion"], r["u_cached"], cost),
-        details=json.loads(r["details"] or "{}"),
-    )
+STORE_ENV = "LOOPLAB_STORE"  # a store URL used when --store is not given
 
 
 class Store:
+    """One experiment's store in a SQLite file. PostgresStore keeps the same queries elsewhere."""
+
     def __init__(self, path: Path) -> None:
         """Open (creating dirs/file) and migrate. WAL mode; every write commits immediately."""
         self.path = Path(path)
@@ -179,7 +60,14 @@ class Store:
         self._db.execute("PRAGMA busy_timeout = 30000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA foreign_keys = ON")
+        self._init_sharing(FileLock(self.path.with_name(self.path.name + ".accept.lock")))
         self._migrate()
+
+    def _init_sharing(self, accept: CrossProcessLock) -> None:
+        """What lets several loops share the store: who we are, and the cross-process acceptance lock."""
+        self.owner = this_process()
+        self._accept = accept
+        self._accept_guard = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
@@ -190,6 +78,10 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- the backend seam: PostgresStore overrides these ---
+    def _execute(self, sql: str, params: tuple | list = ()) -> Any:
+        return self._db.execute(sql, params)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -203,33 +95,53 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    def _lock_ids(self) -> None:
+        """Inside a transaction: hold off other writers taking an attempt id (BEGIN IMMEDIATE already does)."""
+
+    def _migration_statements(self, script: str) -> list[str]:
+        return split_sql(script)
+
+    def _prepare_schema(self) -> None:
+        """Inside the migration transaction, before anything else: make the namespace to migrate."""
+
     def _migrate(self) -> None:
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
         with self._transaction():
-            # Re-read inside the write lock: another process may have migrated meanwhile.
-            done = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            self._prepare_schema()
+            self._execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                          "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            # Read inside the write lock: another process may have migrated meanwhile.
+            done = self._execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
             for version, script in enumerate(MIGRATIONS[done:], start=done + 1):
-                for statement in _split_sql(script):
-                    self._db.execute(statement)
-                self._db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+                for statement in self._migration_statements(script):
+                    self._execute(statement)
+                self._execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
 
     def schema_version(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            return self._execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+
+    # --- several loops on one experiment ---
+    def acceptance_lock(self) -> AcceptanceLock:
+        """Held while a loop re-reads incumbent(), re-judges if it changed, archives and records.
+
+        `async with store.acceptance_lock():` in the loop (never blocks the event loop), or `with`.
+        Exclusive across coroutines, threads and processes (and machines, on PostgreSQL).
+        """
+        return AcceptanceLock(self._accept_guard, self._accept.try_acquire, self._accept.release)
 
     # --- attempts ---
     def begin_attempt(self, *, model: str, parent_id: int | None = None, details: dict | None = None) -> int:
         """Insert an in-flight row (outcome NULL) and return its id: 1, 2, 3 ... continuing after restarts."""
-        with self._lock:
-            # One statement computes and takes the id, so two processes never get the same one.
-            cur = self._db.execute(
-                "INSERT INTO attempts (id, started_at, model, parent_id, details) "
-                "VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM attempts), ?, ?, ?, ?)",
-                (time.time(), model, parent_id, json.dumps(details or {})),
-            )
-            return int(cur.lastrowid)
+        with self._transaction():
+            self._lock_ids()  # the id is max + 1, computed and taken while no other loop can take one
+            row = self._execute(
+                "INSERT INTO attempts (id, started_at, model, parent_id, details, owner_host, owner_pid, "
+                "owner_token) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM attempts), ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
+                (time.time(), model, parent_id, json.dumps(details or {}), self.owner.host, self.owner.pid,
+                 self.owner.token),
+            ).fetchone()
+        return int(row[0])
 
     def finish_attempt(
         self,
@@ -264,11 +176,11 @@ class Store:
             reason = (decision.reason if decision else "") or (evaluation.reason if evaluation else "")
         cases = {n: c.to_dict() for n, c in evaluation.cases.items()} if evaluation else {}
         with self._transaction():
-            old = self._db.execute("SELECT details FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+            old = self._execute("SELECT details FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
             if old is None:
-                raise KeyError(f"no attempt {attempt_id} in {self.path}")
+                raise KeyError(f"no attempt {attempt_id} in {self}")
             merged = {**json.loads(old["details"] or "{}"), **extra}
-            self._db.execute(
+            self._execute(
                 """UPDATE attempts SET ended_at = ?, outcome = ?, reason = ?, source = ?, source_hash = ?,
                    strategy = ?, tags = ?, cases = ?, decision = ?, metric = ?, speedup = ?, ci_low = ?,
                    ci_high = ?, commit_hash = COALESCE(?, commit_hash), details = ? WHERE id = ?""",
@@ -291,7 +203,7 @@ class Store:
         details = json.dumps({"seed": evaluation.seed, "wall_s": evaluation.wall_s, "log": evaluation.log[-LOG_CHARS:]})
         with self._lock:
             # Upsert, not REPLACE: a delete would trip the foreign keys of attempts whose parent is 0.
-            self._db.execute(
+            self._execute(
                 """INSERT INTO attempts (id, started_at, ended_at, model, outcome, reason, source, cases, metric, details)
                    VALUES (0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
@@ -303,19 +215,26 @@ class Store:
         return 0
 
     def mark_interrupted(self) -> list[int]:
-        """Rows still in flight (a crash or kill -9) become 'interrupted'; returns their ids."""
+        """In-flight rows of dead loops (a crash, a kill -9) become 'interrupted'; returns their ids.
+
+        Dead means: this Store's own rows, or rows of a loop on this host whose process is gone.
+        Rows of live loops, and of loops on other hosts, stay in flight.
+        """
         with self._transaction():
-            ids = [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
-            self._db.execute(
-                "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE outcome IS NULL",
-                (Outcome.INTERRUPTED.value, time.time(), "still in flight when the run stopped"),
-            )
+            rows = self._execute("SELECT id, owner_host, owner_pid, owner_token FROM attempts "
+                                 "WHERE outcome IS NULL ORDER BY id").fetchall()
+            ids = [r[0] for r in rows if r[3] == self.owner.token or is_dead(r[1], r[2], r[3])]
+            for attempt_id in ids:
+                self._execute(
+                    "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE id = ? AND outcome IS NULL",
+                    (Outcome.INTERRUPTED.value, time.time(), "still in flight when its run stopped", attempt_id),
+                )
         return ids
 
     def in_flight(self) -> list[int]:
         """Ids of attempts begun and not finished."""
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
+            return [r[0] for r in self._execute("SELECT id FROM attempts WHERE outcome IS NULL ORDER BY id")]
 
     def discard_attempt(self, attempt_id: int) -> bool:
         """Forget an in-flight attempt that never really happened (e.g. the replay ran out).
@@ -323,17 +242,17 @@ class Store:
         Its calls, if any, stay in the totals, detached. Finished attempts are history: returns False.
         """
         with self._transaction():
-            row = self._db.execute("SELECT outcome FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+            row = self._execute("SELECT outcome FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
             if row is None or row[0] is not None:
                 return False
-            self._db.execute("UPDATE calls SET attempt_id = NULL WHERE attempt_id = ?", (attempt_id,))
-            self._db.execute("UPDATE attempts SET parent_id = NULL WHERE parent_id = ?", (attempt_id,))
-            self._db.execute("DELETE FROM attempts WHERE id = ?", (attempt_id,))
+            self._execute("UPDATE calls SET attempt_id = NULL WHERE attempt_id = ?", (attempt_id,))
+            self._execute("UPDATE attempts SET parent_id = NULL WHERE parent_id = ?", (attempt_id,))
+            self._execute("DELETE FROM attempts WHERE id = ?", (attempt_id,))
         return True
 
     def set_commit(self, attempt_id: int, commit: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE attempts SET commit_hash = ? WHERE id = ?", (commit, attempt_id))
+            self._execute("UPDATE attempts SET commit_hash = ? WHERE id = ?", (commit, attempt_id))
 
     def attempt(self, attempt_id: int) -> AttemptRow | None:
         rows = self._query("WHERE a.id = ?", (attempt_id,))
@@ -344,7 +263,7 @@ class Store:
         """Finished and in-flight attempts, id order (or newest first), optionally filtered by outcome."""
         where, params = "", []
         if outcomes is not None:
-            where = f"WHERE a.outcome IN ({','.join('?' * len(outcomes))})"
+            where = f"WHERE a.outcome IN ({','.join('?' * len(outcomes))})" if outcomes else "WHERE 1 = 0"
             params = [Outcome(o).value for o in outcomes]
         order = " ORDER BY a.id DESC" if newest_first else " ORDER BY a.id"
         if limit is not None:
@@ -373,7 +292,7 @@ class Store:
     def outcome_counts(self) -> dict[str, int]:
         """Finished attempts (baseline excluded) by outcome value."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._execute(
                 "SELECT outcome, COUNT(*) FROM attempts WHERE outcome IS NOT NULL AND outcome != ? "
                 "GROUP BY outcome ORDER BY COUNT(*) DESC, outcome",
                 (Outcome.BASELINE.value,),
@@ -387,7 +306,7 @@ class Store:
 
     def _query(self, tail: str, params: tuple = ()) -> list[AttemptRow]:
         with self._lock:
-            return [_row(r) for r in self._db.execute(_SELECT + tail, params).fetchall()]
+            return [attempt_row(r) for r in self._execute(SELECT_ATTEMPTS + tail, params).fetchall()]
 
     # --- model calls and cost ---
     def record_call(self, *, attempt_id: int | None, model: str, kind: str, usage: Usage,
@@ -397,7 +316,7 @@ class Store:
         response: the reply text, kept for `export-replies` (replies()).
         """
         with self._lock:
-            self._db.execute(
+            self._execute(
                 "INSERT INTO calls (attempt_id, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
                 "cost_usd, latency_s, error, ts, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (attempt_id, model, kind, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
@@ -407,7 +326,7 @@ class Store:
     def replies(self, kind: str = "propose") -> list[tuple[str, Usage]]:
         """(reply text, usage) of successful calls that kept their text, oldest first — for replay."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._execute(
                 "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd FROM calls "
                 "WHERE kind = ? AND error IS NULL AND response IS NOT NULL ORDER BY id",
                 (kind,),
@@ -418,31 +337,63 @@ class Store:
         """Model calls as plain dicts (all, or one attempt's), oldest first."""
         with self._lock:
             if attempt_id is None:
-                rows = self._db.execute("SELECT * FROM calls ORDER BY id").fetchall()
+                rows = self._execute("SELECT * FROM calls ORDER BY id").fetchall()
             else:
-                rows = self._db.execute("SELECT * FROM calls WHERE attempt_id = ? ORDER BY id",
-                                        (attempt_id,)).fetchall()
+                rows = self._execute("SELECT * FROM calls WHERE attempt_id = ? ORDER BY id",
+                                     (attempt_id,)).fetchall()
         return [dict(r) for r in rows]
 
     def usage_total(self) -> Usage:
         """Sum over all calls; cost_usd is None when any call's price was unknown."""
         with self._lock:
-            r = self._db.execute(
+            r = self._execute(
                 "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0.0), "
-                "COALESCE(SUM(cost_usd IS NULL AND prompt_tokens + completion_tokens > 0), 0) FROM calls"
+                "COALESCE(SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 "
+                "THEN 1 ELSE 0 END), 0) FROM calls"
             ).fetchone()
-        return Usage(r[0], r[1], r[2], None if r[4] else float(r[3]))
+        return Usage(int(r[0]), int(r[1]), int(r[2]), None if r[4] else float(r[3]))
 
     # --- meta and reset ---
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self._lock:
-            r = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            r = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return r[0] if r else default
 
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute(
+            self._execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, str(value)),
             )
+
+    def reset(self) -> None:
+        """Forget every attempt, call and meta value (`looplab seed` on a store that is not a file)."""
+        with self._transaction():
+            for table in ("calls", "attempts", "meta"):
+                self._execute(f"DELETE FROM {table}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path})"
+
+
+def open_store(experiment: Experiment, url: str | None = None) -> Store:
+    """The experiment's store: url (--store), else $LOOPLAB_STORE, else the SQLite file in .looplab/.
+
+    postgresql://USER[:PASSWORD]@HOST[:PORT]/DB keeps it in PostgreSQL, one schema per experiment
+    (named from experiment.name), so one database can hold several experiments and several loops.
+    """
+    from looplab.experiment import UserError
+
+    url = (url if url is not None else os.environ.get(STORE_ENV, "")).strip()
+    if not url:
+        return Store(experiment.store_path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from looplab.store_postgres import PostgresStore, schema_name
+
+        return PostgresStore(url, schema=schema_name(experiment.name))
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))  # sqlite:///rel/path, sqlite:////abs/path
+        return Store(path if path.is_absolute() else experiment.root / path)
+    raise UserError(f"--store {url.split('://')[0]}://...: not a store URL (fix: use postgresql://USER@HOST/DB, "
+                    f"sqlite:///PATH, or leave it out for {experiment.store_path}; also checked: ${STORE_ENV})")

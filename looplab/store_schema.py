@@ -1,0 +1,169 @@
+"""The store's schema, written once: numbered migrations, the attempt row and its query.
+
+The SQL is portable between SQLite and PostgreSQL; to_postgres() is the whole dialect translation
+(identity keys, double precision, %s placeholders), so both backends run the same migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from looplab.records import CaseResult, Outcome, Usage
+
+# Numbered migrations, applied in order; never edit a shipped one, append a new one.
+MIGRATIONS: list[str] = [
+    # 1: everything
+    """
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        model TEXT NOT NULL DEFAULT '',
+        outcome TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT,
+        source_hash TEXT,
+        strategy TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        cases TEXT NOT NULL DEFAULT '{}',
+        decision TEXT NOT NULL DEFAULT '{}',
+        metric REAL,
+        speedup REAL,
+        ci_low REAL,
+        ci_high REAL,
+        commit_hash TEXT,
+        parent_id INTEGER REFERENCES attempts(id),
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX attempts_outcome ON attempts(outcome);
+    CREATE INDEX attempts_source_hash ON attempts(source_hash);
+    CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        attempt_id INTEGER REFERENCES attempts(id),
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cached_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        latency_s REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX calls_attempt ON calls(attempt_id);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # 2: keep reply texts, so a run can be exported and replayed without a model
+    """
+    ALTER TABLE calls ADD COLUMN response TEXT;
+    """,
+    # 3: who runs each attempt, so a loop only marks the in-flight rows of dead loops interrupted
+    """
+    ALTER TABLE attempts ADD COLUMN owner_host TEXT;
+    ALTER TABLE attempts ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE attempts ADD COLUMN owner_token TEXT;
+    """,
+]
+
+LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
+
+# Per-attempt usage; a call with tokens but no price makes the attempt's cost unknown.
+SELECT_ATTEMPTS = """
+SELECT a.*,
+       COALESCE(u.prompt_tokens, 0) AS u_prompt, COALESCE(u.completion_tokens, 0) AS u_completion,
+       COALESCE(u.cached_tokens, 0) AS u_cached, COALESCE(u.cost, 0.0) AS u_cost,
+       COALESCE(u.unknown, 0) AS u_unknown
+FROM attempts a LEFT JOIN (
+    SELECT attempt_id, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+           SUM(cached_tokens) AS cached_tokens, SUM(cost_usd) AS cost,
+           SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 THEN 1 ELSE 0 END)
+               AS unknown
+    FROM calls WHERE attempt_id IS NOT NULL GROUP BY attempt_id
+) u ON u.attempt_id = a.id
+"""
+
+
+@dataclass
+class AttemptRow:
+    """One attempt as stored. outcome is None while the attempt is in flight."""
+
+    id: int
+    started_at: float
+    ended_at: float | None
+    model: str
+    outcome: Outcome | None
+    reason: str = ""
+    source: str | None = None
+    source_hash: str | None = None
+    strategy: str = ""  # the model's one-line Strategy: note
+    tags: list[str] = field(default_factory=list)
+    cases: dict[str, CaseResult] = field(default_factory=dict)  # candidate's per-case results
+    decision: dict[str, Any] = field(default_factory=dict)  # Decision.to_dict()
+    metric: float | None = None  # aggregate objective of the candidate (e.g. geomean of case medians, us)
+    speedup: float | None = None  # vs the incumbent it was judged against
+    ci_low: float | None = None
+    ci_high: float | None = None
+    commit: str | None = None  # short hash of the winner's git commit / archive name
+    parent_id: int | None = None
+    usage: Usage = field(default_factory=Usage)  # sum of this attempt's model calls
+    details: dict[str, Any] = field(default_factory=dict)  # anything else (seed, log excerpt, strategy kind)
+    owner: str = ""  # "host:pid" of the loop that ran it ("" before migration 3)
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a script into complete statements (sqlite3.complete_statement keeps triggers whole)."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def to_postgres(sql: str) -> str:
+    """The PostgreSQL spelling of a portable statement: identity keys, 8-byte floats, %s params."""
+    sql = re.sub(r"\bINTEGER PRIMARY KEY\b", "INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", sql)
+    sql = re.sub(r"\bREAL\b", "DOUBLE PRECISION", sql)
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def attempt_row(r: Mapping[str, Any]) -> AttemptRow:
+    """An AttemptRow from one row of SELECT_ATTEMPTS (sqlite3.Row or a name → value mapping)."""
+    cases = {name: CaseResult.from_dict(d) for name, d in json.loads(r["cases"] or "{}").items()}
+    cost = None if r["u_unknown"] else float(r["u_cost"])
+    # A read-only view of a store written before migration 3 has no owner columns.
+    owner = f"{r['owner_host']}:{r['owner_pid']}" if "owner_host" in r.keys() and r["owner_host"] else ""
+    return AttemptRow(
+        id=r["id"],
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        model=r["model"],
+        outcome=Outcome(r["outcome"]) if r["outcome"] is not None else None,
+        reason=r["reason"],
+        source=r["source"],
+        source_hash=r["source_hash"],
+        strategy=r["strategy"],
+        tags=json.loads(r["tags"] or "[]"),
+        cases=cases,
+        decision=json.loads(r["decision"] or "{}"),
+        metric=r["metric"],
+        speedup=r["speedup"],
+        ci_low=r["ci_low"],
+        ci_high=r["ci_high"],
+        commit=r["commit_hash"],
+        parent_id=r["parent_id"],
+        usage=Usage(int(r["u_prompt"]), int(r["u_completion"]), int(r["u_cached"]), cost),
+        details=json.loads(r["details"] or "{}"),
+        owner=owner,
+    )
