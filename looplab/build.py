@@ -1,0 +1,169 @@
+"""Build one candidate in the sandbox, cached by source hash under .looplab/build/<hash>/.
+
+For C, the candidate is first compiled alone and rejected when it exports anything but the target
+(its own clock_gettime, a main from an #included harness, ...) or carries a constructor: before linking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from looplab.experiment import Experiment
+from looplab.records import Outcome
+from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
+
+_GENERATED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
+              "MEMORY.md", "MEMORY.json"}
+_CTOR_SECTIONS = (".init_array", ".fini_array", ".ctors", ".dtors", ".preinit_array")
+_COMPILERS = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
+_FLAG_PREFIXES = ("-I", "-D", "-U", "-std=", "-f", "-m", "-O")
+_REASON_CHARS = 800
+
+
+@dataclass
+class Build:
+    ok: bool
+    dir: Path
+    candidate: Path
+    binary: Path
+    failure: Outcome | None = None
+    reason: str = ""
+    log: str = ""
+
+
+def experiment_fingerprint(exp: Experiment) -> str:
+    """Hash of what a build depends on besides the source: commands and the experiment's own files."""
+    h = hashlib.sha256()
+    cfg = exp.config
+    h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
+    for dirpath, dirnames, filenames in os.walk(exp.root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _GENERATED)
+        for name in sorted(filenames):
+            p = Path(dirpath, name)
+            if name in _GENERATED or p.suffix == ".pyc" or p.stat().st_size > 1 << 20:
+                continue
+            h.update(str(p.relative_to(exp.root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _first_errors(stderr: str, build_dir: Path) -> str:
+    text = stderr.replace(str(build_dir) + "/", "")
+    lines = [ln for ln in text.splitlines() if re.search(r"error|undefined reference|multiple definition", ln)]
+    picked = "\n".join((lines or text.strip().splitlines()[-6:])[:6])
+    return scrub_secrets(picked)[:_REASON_CHARS] or "build failed with no message"
+
+
+def _symbol_check_command(exp: Experiment, candidate: Path) -> str:
+    tokens = shlex.split(exp.config.build.command) if exp.config.build.command else []
+    cc = next((t for t in tokens[:1] if _COMPILERS.match(t)), "cc")
+    tokens = [t.replace("{experiment}", str(exp.root)) for t in tokens]
+    flags = [t for t in tokens if t.startswith(_FLAG_PREFIXES) and "{" not in t]
+    obj = shlex.quote(str(candidate.with_suffix(".o")))
+    return (f"{shlex.quote(cc)} {' '.join(map(shlex.quote, flags))} -c -w -o {obj} {shlex.quote(str(candidate))}"
+            f" && nm -g --defined-only -P {obj} && echo @@sections && readelf -SW {obj}")
+
+
+def _symbol_problem(exp: Experiment, stdout: str) -> str | None:
+    syms, _, sections = stdout.partition("@@sections")
+    for line in syms.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] != exp.target:
+            return f"defines exported symbol {parts[0]}; only {exp.target} may be exported (make helpers static)"
+    for sec in _CTOR_SECTIONS:
+        if re.search(re.escape(sec) + r"\b", sections):
+            return f"defines a constructor or destructor ({sec}); only {exp.target} may run"
+    return None
+
+
+async def _sandboxed(exp: Experiment, command: str, build_dir: Path, timeout_s: float) -> SandboxResult:
+    return await run_sandboxed(["/bin/sh", "-c", command], workdir=build_dir, readonly=[exp.root],
+                               timeout_s=timeout_s, limits=exp.config.limits, hidden=[exp.state_dir])
+
+
+async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Path) -> Build:
+    """Symbol check (C) then the experiment's build command; returns the outcome, not cached yet."""
+    timeout = exp.config.build.timeout_s
+    result = Build(ok=True, dir=build_dir, candidate=candidate, binary=binary)
+    logs: list[str] = []
+    if exp.language == "c":
+        res = await _sandboxed(exp, _symbol_check_command(exp, candidate), build_dir, timeout)
+        logs.append(res.stderr)
+        problem = None if res.returncode == 0 else _first_errors(res.stderr, build_dir)
+        if res.infra_error or res.timed_out or problem:
+            return _failed(result, res, problem or "", timeout, logs)
+        sym = _symbol_problem(exp, res.stdout)
+        if sym:
+            result.ok, result.failure, result.reason = False, Outcome.SCREEN_REJECTED, sym
+            return result
+    if exp.config.build.command:
+        values = {"candidate": str(candidate), "workdir": str(build_dir), "experiment": str(exp.root),
+                  "binary": str(binary)}
+        command = exp.config.build.command
+        for k, v in values.items():
+            command = command.replace("{" + k + "}", shlex.quote(v))
+        res = await _sandboxed(exp, command, build_dir, timeout)
+        logs.append(res.stdout + res.stderr)
+        if res.returncode != 0 or res.timed_out or res.infra_error:
+            return _failed(result, res, _first_errors(res.stderr + res.stdout, build_dir), timeout, logs)
+    result.log = _log(logs, build_dir)
+    return result
+
+
+def _log(logs: list[str], build_dir: Path) -> str:
+    text = "\n".join(x for x in logs if x.strip()).replace(str(build_dir) + "/", "")
+    return scrub_secrets(text)[-4000:]
+
+
+def _failed(result: Build, res: SandboxResult, errors: str, timeout: float, logs: list[str]) -> Build:
+    result.ok = False
+    result.log = _log(logs, result.dir)
+    if res.infra_error:
+        result.failure, result.reason = Outcome.INFRA_ERROR, f"sandbox failed: {res.infra_error}"
+    elif res.timed_out:
+        result.failure, result.reason = Outcome.TIMEOUT, f"build timed out after {timeout:g}s"
+    else:
+        result.failure, result.reason = Outcome.COMPILE_ERROR, errors
+    return result
+
+
+def _save(build: Build) -> None:
+    data = {"ok": build.ok, "failure": build.failure.value if build.failure else None,
+            "reason": build.reason, "log": build.log}
+    (build.dir / "build.json").write_text(json.dumps(data))
+
+
+def _load(build_dir: Path, ext: str) -> Build:
+    data = json.loads((build_dir / "build.json").read_text())
+    return Build(ok=data["ok"], dir=build_dir, candidate=build_dir / f"candidate.{ext}",
+                 binary=build_dir / "binary", failure=Outcome(data["failure"]) if data["failure"] else None,
+                 reason=data["reason"], log=data["log"])
+
+
+async def build_candidate(exp: Experiment, source: str, key: str) -> Build:
+    """Build once per key; concurrent processes build in private dirs and the first rename wins."""
+    root = exp.state_dir / "build"
+    final = root / key
+    if (final / "build.json").is_file():
+        return _load(final, exp.ext)
+    tmp = root / f"{key}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    candidate = tmp / f"candidate.{exp.ext}"
+    candidate.write_text(source)
+    built = await _compile(exp, tmp, candidate, tmp / "binary")
+    if built.failure in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):  # may be the machine's fault: not cached
+        shutil.rmtree(tmp, ignore_errors=True)
+        return built
+    _save(built)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load(final, exp.ext)

@@ -1,0 +1,199 @@
+"""build → validate → measure one candidate, through the sandbox, into an Evaluation.
+
+The evaluator speaks a language-neutral protocol: a command printing one JSON object per case,
+{"case", "ok", "samples_us" | "samples" | "score", "error", ...extra metrics}. An OpenEvolve-style
+Python evaluator (evaluate(program_path) -> dict) is run by a small runner speaking the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from looplab.build import Build, build_candidate, experiment_fingerprint
+from looplab.experiment import Experiment
+from looplab.protocol import read_results
+from looplab.records import CaseResult, Evaluation, Outcome
+from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
+
+SCORE_CASE = "score"  # the one case of an OpenEvolve-style evaluator
+_LOG_CHARS = 4000
+
+# Imports the user's evaluator file, calls evaluate(program_path) and prints one protocol line.
+_OPENEVOLVE_RUNNER = r"""
+import importlib.util, json, math, os, sys
+evaluator, program, nonce = sys.argv[1], sys.argv[2], sys.argv[3]
+del sys.argv[3]
+line = {"case": "score", "ok": False, "nonce": nonce}
+try:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(evaluator)))
+    spec = importlib.util.spec_from_file_location("looplab_user_evaluator", evaluator)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.evaluate(program)
+    res = getattr(res, "metrics", res)
+    if not isinstance(res, dict):
+        raise TypeError("evaluate() returned %s, not a dict" % type(res).__name__)
+    nums = {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "combined_score" in nums:
+        score = nums["combined_score"]
+    elif nums:
+        score = sum(nums.values()) / len(nums)
+    else:
+        raise ValueError("evaluate() returned no numeric metric")
+    line["metrics"] = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    line["samples"] = [score]
+    line["ok"] = not res.get("error") and math.isfinite(score)
+    if res.get("error"):
+        line["error"] = str(res["error"])[:500]
+except BaseException as e:
+    line["error"] = ("%s: %s" % (type(e).__name__, e))[:500]
+sys.stdout.write("\n" + json.dumps(line) + "\n")
+sys.stdout.flush()
+"""
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def substitute(template: str, values: dict[str, str]) -> str:
+    """Fill {placeholders}; every value is shell-quoted except {cases} (already a quoted list)."""
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value if key == "cases" else shlex.quote(value))
+    return out
+
+
+class Evaluator:
+    """Builds (cached by source hash) and evaluates candidates of one experiment."""
+
+    def __init__(self, experiment: Experiment):
+        self.experiment = experiment
+        self.config = experiment.config
+        self.fingerprint = experiment_fingerprint(experiment)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def openevolve(self) -> bool:
+        return bool(self.config.evaluate.evaluator)
+
+    @property
+    def direction(self) -> str:
+        """OpenEvolve scores are always maximised; otherwise experiment.toml decides."""
+        return "maximize" if self.openevolve else self.config.objective.direction
+
+    @property
+    def search_cases(self) -> list[str]:
+        return [SCORE_CASE] if self.openevolve else self.experiment.search_cases
+
+    @property
+    def holdout_cases(self) -> list[str]:
+        return [] if self.openevolve else self.experiment.holdout_cases
+
+    def source_key(self, source: str) -> str:
+        return hashlib.sha256((self.fingerprint + "\0" + source).encode()).hexdigest()[:24]
+
+    async def build(self, source: str) -> Build:
+        key = self.source_key(source)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # one build per source; different sources build in parallel
+            return await build_candidate(self.experiment, source, key)
+
+    async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
+                       pin_cpu: int | None = None) -> Evaluation:
+        start = time.monotonic()
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        build = await self.build(source)
+        if not build.ok:
+            return Evaluation(ok=False, failure=build.failure, reason=build.reason, log=build.log,
+                              seed=seed, wall_s=time.monotonic() - start)
+        cases = [SCORE_CASE] if self.openevolve else list(cases)
+        ev = await self._run(build, cases, seed, pin_cpu)
+        ev.seed, ev.wall_s = seed, time.monotonic() - start
+        return ev
+
+    async def _run(self, build: Build, cases: list[str], seed: int, pin_cpu: int | None) -> Evaluation:
+        exp, cfg = self.experiment, self.config
+        work = exp.state_dir / "work" / secrets.token_hex(8)
+        work.mkdir(parents=True)
+        nonce = secrets.token_hex(16)
+        readonly = [exp.root, build.dir]
+        if self.openevolve:
+            argv = [sys.executable, "-c", _OPENEVOLVE_RUNNER, str(exp.root / cfg.evaluate.evaluator),
+                    str(build.candidate), nonce]
+            readonly += _python_paths()
+            check_nonce: str | None = nonce
+        else:
+            values = {"candidate": str(build.candidate), "workdir": str(work), "experiment": str(exp.root),
+                      "binary": str(build.binary), "seed": str(seed), "nonce": nonce,
+                      "cases": " ".join(shlex.quote(c) for c in cases)}
+            argv = ["/bin/sh", "-c", substitute(cfg.evaluate.command, values)]
+            check_nonce = nonce if "{nonce}" in cfg.evaluate.command else None
+        try:
+            res = await run_sandboxed(argv, workdir=work, readonly=readonly, timeout_s=cfg.evaluate.timeout_s,
+                                      limits=cfg.limits, pin_cpu=pin_cpu, hidden=[exp.state_dir])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return self._interpret(res, cases, check_nonce)
+
+    def _interpret(self, res: SandboxResult, cases: list[str], nonce: str | None) -> Evaluation:
+        limits, timeout = self.config.limits, self.config.evaluate.timeout_s
+        log = _log_of(res)
+
+        def failed(outcome: Outcome, reason: str, results: dict[str, CaseResult] | None = None) -> Evaluation:
+            return Evaluation(ok=False, cases=results or {}, failure=outcome, reason=scrub_secrets(reason), log=log)
+
+        if res.infra_error:
+            return failed(Outcome.INFRA_ERROR, f"sandbox failed: {res.infra_error}")
+        if res.timed_out:
+            return failed(Outcome.TIMEOUT, f"timed out after {timeout:g}s")
+        if res.output_truncated:
+            return failed(Outcome.CRASH, f"output flood: more than {limits.output_kb} KB of output, cut off")
+        if res.limit_hit == "cpu":
+            return failed(Outcome.TIMEOUT, f"cpu limit of {limits.cpu_s}s exceeded (SIGXCPU)")
+        read = read_results(res.stdout, cases, nonce=nonce, timing="samples_us")
+        if read.failure:
+            return failed(read.failure, read.reason, read.results)
+        results = read.results
+        bad = [c for c in results.values() if not c.ok]
+        if bad:
+            return failed(Outcome.INVALID, f"case {bad[0].case}: {bad[0].error or 'failed validation'}", results)
+        if res.signal is not None:
+            hint = {"memory": f" (memory limit {limits.memory_mb} MB?)", "file size": f" (file size limit {limits.file_mb} MB)",
+                    "processes": f" (process limit {limits.max_procs}?)"}.get(res.limit_hit or "", "")
+            return failed(Outcome.CRASH, f"killed by {signal_name(res.signal)}{hint}", results)
+        missing = [c for c in cases if c not in results]
+        if missing or not results:
+            what = f"case {missing[0]}" if missing else "any case"
+            return failed(Outcome.CRASH, f"exited with code {res.returncode} before reporting {what}"
+                          + ("" if res.returncode else " (exit inside the target?)"), results)
+        if res.returncode != 0:
+            return failed(Outcome.CRASH, f"exited with code {res.returncode} after reporting its cases", results)
+        return Evaluation(ok=True, cases=results, log=log)
+
+
+def _log_of(res: SandboxResult) -> str:
+    """stderr plus the non-protocol stdout lines, scrubbed and capped (what runs/ may keep)."""
+    other = [ln for ln in res.stdout.splitlines() if not ln.lstrip().startswith('{"case"')]
+    text = res.stderr + ("\n" if res.stderr and other else "") + "\n".join(other)
+    text = scrub_secrets(text)
+    return text if len(text) <= _LOG_CHARS else text[:_LOG_CHARS // 2] + "\n[...]\n" + text[-_LOG_CHARS // 2:]
+
+
+def _python_paths() -> list[Path]:
+    """What an OpenEvolve evaluator needs to import: the interpreter's prefixes and sys.path."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix)}
+    paths |= {Path(p) for p in sys.path if p and os.path.isdir(p)}
+    return sorted(paths)

@@ -1,0 +1,354 @@
+"""Run one command isolated: no network, scrubbed env, private filesystem, rlimits, timeout, group kill.
+
+Every build and every run of candidate code goes through run_sandboxed(). With bubblewrap (`bwrap`)
+the command sees a read-only system, the read-only paths it was given, one writable working directory,
+a private /tmp and no network. Without it (or with LOOPLAB_SANDBOX=rlimits) it degrades to rlimits,
+a process-group kill and a scrubbed environment; protection() says which is active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from looplab.experiment import LimitsConfig, UserError
+
+MODE_ENV = "LOOPLAB_SANDBOX"  # "bwrap", "rlimits" or unset (auto)
+
+# Variables a build or a harness may need; everything else (API keys, tokens) stays out.
+ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SOURCE_DATE_EPOCH")
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
+_ETC_FILES = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+              "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
+
+# Runs inside the sandbox right before the command: limits, cpu pin, unprivileged uid, exec.
+_LAUNCHER = r"""
+import os, resource as r, sys
+cpu, mem, fsize, nofile, nproc, uid, pin = (int(x) for x in sys.argv[1:8])
+r.setrlimit(r.RLIMIT_CORE, (0, 0))
+r.setrlimit(r.RLIMIT_CPU, (cpu, cpu + 1))
+r.setrlimit(r.RLIMIT_AS, (mem, mem))
+r.setrlimit(r.RLIMIT_FSIZE, (fsize, fsize))
+r.setrlimit(r.RLIMIT_NOFILE, (nofile, nofile))
+if pin >= 0:
+    os.sched_setaffinity(0, {pin})
+if uid >= 0:
+    os.setgroups([]); os.setgid(uid); os.setuid(uid)
+me = os.getuid()
+def mine(p):
+    try:
+        return os.stat("/proc/" + p).st_uid == me
+    except OSError:
+        return False
+# RLIMIT_NPROC counts every process of the uid, so allow max_procs beyond those already running.
+n = sum(1 for p in os.listdir("/proc") if p.isdigit() and mine(p))
+r.setrlimit(r.RLIMIT_NPROC, (n + nproc, n + nproc))
+os.umask(0o022)
+try:
+    os.execvp(sys.argv[8], sys.argv[8:])
+except OSError as e:
+    sys.stderr.write("looplab sandbox: cannot run %s: %s\n" % (sys.argv[8], e.strerror))
+    os._exit(127)
+"""
+
+
+@dataclass
+class SandboxResult:
+    returncode: int | None
+    stdout: str
+    stderr: str  # scrubbed of secrets
+    timed_out: bool
+    wall_s: float
+    signal: int | None  # the signal that ended the command, if any
+    output_truncated: bool  # stdout or stderr went over limits.output_kb: the command was cut off
+    limit_hit: str | None  # "cpu", "memory", "file size", "processes", "output" (best effort)
+    infra_error: str | None = None  # the sandbox itself failed (not the command)
+
+
+def _requested_mode() -> str:
+    want = os.environ.get(MODE_ENV, "").strip().lower()
+    if want not in ("", "auto", "bwrap", "rlimits"):
+        raise UserError(f"{MODE_ENV}={want!r}: unknown sandbox mode (fix: use bwrap, rlimits or unset it)")
+    return want
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap_status() -> tuple[bool, str]:
+    """(usable, why not) — bwrap can be installed but refused user namespaces by the kernel."""
+    exe = shutil.which("bwrap")
+    if not exe:
+        return False, "bwrap not found: install bubblewrap"
+    try:
+        p = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--die-with-parent", "true"],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bwrap is not usable here ({e})"
+    if p.returncode != 0:
+        return False, f"bwrap is not usable here ({p.stderr.strip()[:120]})"
+    return True, ""
+
+
+def mode() -> str:
+    """The active protection: "bwrap" or "rlimits"."""
+    want = _requested_mode()
+    if want == "rlimits":
+        return "rlimits"
+    ok, why = _bwrap_status()
+    if want == "bwrap" and not ok:
+        raise UserError(f"{MODE_ENV}=bwrap but {why} (fix: install bubblewrap or unset {MODE_ENV})")
+    return "bwrap" if ok else "rlimits"
+
+
+def protection() -> str:
+    """One line for `looplab status` and the README: which protection candidate code runs under."""
+    active = mode()
+    root = ", runs as a throw-away unprivileged uid" if os.geteuid() == 0 else ""
+    if active == "bwrap":
+        return ("bubblewrap: no network, private filesystem (read-only system, private /tmp), "
+                f"scrubbed env, rlimits, process-group kill{root}")
+    why = f"forced by {MODE_ENV}=rlimits" if _requested_mode() == "rlimits" else _bwrap_status()[1]
+    return (f"rlimits + process-group kill + scrubbed env{root} ({why}); "
+            "network and filesystem are NOT isolated")
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+_SECRET_PATTERNS = [re.compile(p) for p in (
+    r"sk-[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style
+    r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
+    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
+    r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
+    r"(?i)bearer\s+[A-Za-z0-9._\-]{16,}",
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+)]
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def scrub_secrets(text: str) -> str:
+    """Redact what looks like a key or token, and the value of any env var named *KEY*/*TOKEN*/*SECRET*."""
+    if not text:
+        return text
+    # Longest first so a value containing another value is redacted whole.
+    values = sorted({v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8},
+                    key=len, reverse=True)
+    for v in values:
+        text = text.replace(v, "[REDACTED]")
+    for pat in _SECRET_PATTERNS:
+        text = pat.sub("[REDACTED]", text)
+    return text
+
+
+def scrubbed_env(workdir: Path, tmpdir: str) -> dict[str, str]:
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(HOME=str(workdir), TMPDIR=tmpdir, PWD=str(workdir))
+    return env
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+def _throwaway_uid() -> int:
+    # A fresh uid per run: RLIMIT_NPROC then counts only this run's processes, and none is root's.
+    return 2_100_000_000 + secrets.randbelow(40_000_000)
+
+
+def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool) -> list[str]:
+    if as_root:  # no user namespace, so the launcher can switch to an unprivileged uid
+        ns = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+              "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        ns = ["--unshare-all"]
+    argv = ["bwrap", *ns, "--die-with-parent", "--new-session"]
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            argv += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for f in _ETC_FILES:
+        argv += ["--ro-bind-try", f, f]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    binds: dict[Path, str] = {Path(d): "bind" for d in (*_SYSTEM_DIRS, "/proc", "/dev")}
+    binds[Path("/tmp")] = "tmpfs"
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    mounts: dict[Path, str] = {}
+    for p in {Path(os.path.realpath(p)) for p in (*readonly, prefix)}:
+        if p.exists() and not any(p.is_relative_to(d) for d in _SYSTEM_DIRS):
+            mounts[p] = "ro"
+    mounts.update({Path(h): "tmpfs" for h in hidden if Path(h).is_dir()})
+    mounts[workdir] = "rw"
+    known = {**binds, **mounts}
+    # Parents before children, so a nested mount is not hidden by the one above it; parents that
+    # only exist on a tmpfs are created world-readable (bwrap would make them root-only).
+    made: set[Path] = set()
+    for path, kind in sorted(mounts.items(), key=lambda x: len(x[0].parts)):
+        for parent in reversed(path.parents[:-1]):
+            enclosing = next((known[a] for a in (parent, *parent.parents) if a in known), "tmpfs")
+            if parent not in known and enclosing == "tmpfs" and parent not in made:
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        if kind == "tmpfs":
+            argv += ["--perms", "0755", "--tmpfs", str(path)]
+        else:
+            argv += ["--ro-bind" if kind == "ro" else "--bind", str(path), str(path)]
+    return argv + ["--chdir", str(workdir), "--"]
+
+
+def _check_reachable(paths: Sequence[Path]) -> None:
+    """Without bwrap, the unprivileged uid must be able to walk to every path it is given."""
+    for p in paths:
+        for d in [Path(p), *Path(p).parents]:
+            if d.exists() and not os.stat(d).st_mode & 0o001:
+                raise UserError(
+                    f"sandbox: {d} is not reachable by the unprivileged sandbox user "
+                    "(fix: install bubblewrap, run looplab as a normal user, or `chmod o+x` that folder)")
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            try:
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+            except OSError:
+                pass
+    os.lchown(root, uid, gid)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of a throw-away uid (catches children that left the process group)."""
+    for _ in range(5):
+        found = False
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and os.stat(f"/proc/{p}").st_uid == uid:
+                    os.kill(int(p), signal.SIGKILL)
+                    found = True
+            except OSError:
+                pass
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def _signal_of(rc: int | None) -> int | None:
+    if rc is None:
+        return None
+    if rc < 0:
+        return -rc
+    # bwrap and sh report a child killed by signal N as exit status 128+N.
+    if 128 < rc < 128 + 65:
+        return rc - 128
+    return None
+
+
+_MEMORY_HINTS = ("Cannot allocate memory", "bad_alloc", "MemoryError", "out of memory")
+
+
+def _limit_hit(sig: int | None, truncated: bool, stderr: str) -> str | None:
+    if truncated:
+        return "output"
+    if sig == signal.SIGXCPU:
+        return "cpu"
+    if sig == signal.SIGXFSZ:
+        return "file size"
+    if any(h in stderr for h in _MEMORY_HINTS):
+        return "memory"
+    if "Resource temporarily unavailable" in stderr:
+        return "processes"
+    return None
+
+
+async def _drain(stream: asyncio.StreamReader, buf: bytearray, cap: int, flood: asyncio.Event) -> None:
+    while chunk := await stream.read(65536):
+        room = cap - len(buf)
+        buf += chunk[:max(room, 0)]
+        if len(chunk) > room:
+            flood.set()
+            return
+
+
+async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path], timeout_s: float,
+                        limits: LimitsConfig, pin_cpu: int | None = None,
+                        hidden: Sequence[Path] = ()) -> SandboxResult:
+    """Run argv with workdir as its only writable place; hidden dirs appear empty (bwrap only)."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    active = mode()
+    as_root = os.geteuid() == 0
+    uid = _throwaway_uid() if as_root else -1
+    if as_root:
+        if active == "rlimits":
+            exe = [Path(argv[0])] if os.path.isabs(argv[0]) else []
+            _check_reachable([workdir, *readonly, *exe])
+        os.chown(workdir, uid, uid)
+    mb = 1024 * 1024
+    launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(limits.cpu_s), str(limits.memory_mb * mb),
+                str(limits.file_mb * mb), str(limits.open_files), str(limits.max_procs), str(uid),
+                str(-1 if pin_cpu is None else pin_cpu)]
+    if active == "bwrap":
+        full = _bwrap_argv(workdir, [Path(p) for p in readonly], hidden, as_root) + launcher + list(argv)
+        env = scrubbed_env(workdir, "/tmp")
+    else:
+        full = launcher + list(argv)
+        env = scrubbed_env(workdir, str(workdir))
+    cap = limits.output_kb * 1024
+    out, err, flood = bytearray(), bytearray(), asyncio.Event()
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *full, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env, start_new_session=True)
+    readers = [asyncio.create_task(_drain(proc.stdout, out, cap, flood)),
+               asyncio.create_task(_drain(proc.stderr, err, cap, flood))]
+    waiter = asyncio.create_task(proc.wait())
+    flooded = asyncio.create_task(flood.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, flooded}, timeout=timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Whatever happened, nothing the command started outlives it.
+        _kill_group(proc.pid)
+        if uid >= 0:
+            _kill_uid(uid)
+        flooded.cancel()
+    timed_out = not done
+    rc = await waiter
+    wall = time.monotonic() - start
+    try:
+        await asyncio.wait_for(asyncio.gather(*readers), timeout=2.0)
+    except TimeoutError:
+        for r in readers:
+            r.cancel()
+    if as_root:
+        _chown_tree(workdir, os.getuid(), os.getgid())
+    stdout = out.decode("utf-8", "replace")
+    stderr = scrub_secrets(err.decode("utf-8", "replace"))
+    truncated = flood.is_set()
+    sig = _signal_of(rc)
+    infra = None
+    first = stderr.lstrip().splitlines()[0] if stderr.strip() else ""
+    if first.startswith(("bwrap:", "looplab sandbox:")) and not timed_out:
+        infra = first
+    return SandboxResult(returncode=rc, stdout=stdout, stderr=stderr, timed_out=timed_out, wall_s=wall,
+                         signal=sig, output_truncated=truncated,
+                         limit_hit=_limit_hit(sig, truncated, stderr), infra_error=infra)

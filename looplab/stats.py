@@ -1,0 +1,172 @@
+"""Paired, noise-aware comparison of a candidate with the incumbent.
+
+Both are timed interleaved, round by round, in the same measurement session. Each round gives one
+paired value per case (the median of that run's samples); the speedup is exp(mean of the per-round
+log ratios) and its confidence interval is Student's t over rounds. Rounds are the unit because
+run-level effects (where the process landed, what else the machine did) are shared by every sample
+of a run: only the spread between rounds measures them honestly. Sequential looks split the error
+budget (Bonferroni), and a candidate is "better" only when the interval excludes 1 and the estimate
+clears min_gain, which keeps A/A false acceptance far under 1% (see benchmarks/bench_acceptance.py).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from looplab.records import CaseComparison, CaseResult
+
+_Z80 = 0.8416  # one-sided normal quantile for 80% power
+
+
+def geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def aggregate_metric(cases: dict[str, CaseResult], names: list[str]) -> float | None:
+    """Geometric mean of the case medians (all cases when names is empty); None when one is missing."""
+    names = names or sorted(cases)
+    medians = [cases[n].median if n in cases else None for n in names]
+    if not medians or any(m is None or m <= 0 for m in medians):
+        return None
+    return geomean([m for m in medians if m is not None])
+
+
+# --- Student's t quantile (no scipy): regularized incomplete beta + bisection --------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    lnbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(lnbt) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(lnbt) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Inverse CDF of Student's t with df degrees of freedom."""
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+        if hi - lo < 1e-10 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+# --- the comparison ---------------------------------------------------------------------------------
+
+def log_gains(cand: list[float], inc: list[float], direction: str) -> list[float]:
+    """Per-round log speedup (>0: candidate better); differences when values are not all positive."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    if all(v > 0 for v in (*cand, *inc)):
+        return [sign * (math.log(i) - math.log(c)) for c, i in zip(cand, inc, strict=True)]
+    return [sign * (i - c) for c, i in zip(cand, inc, strict=True)]
+
+
+def compare_case(candidate_rounds: list[list[float]], incumbent_rounds: list[list[float]], *,
+                 confidence: float, direction: str, case: str = "") -> CaseComparison:
+    """One case: rounds are paired by index; each round's value is the median of its samples."""
+    n = min(len(candidate_rounds), len(incumbent_rounds))
+    cand = [statistics.median(r) for r in candidate_rounds[:n]]
+    inc = [statistics.median(r) for r in incumbent_rounds[:n]]
+    gains = log_gains(cand, inc, direction)
+    mean = statistics.fmean(gains)
+    if n < 2:  # no spread to measure: no claim either way
+        low, high = 0.0, math.inf
+    else:
+        half = t_quantile(0.5 + confidence / 2.0, n - 1) * statistics.stdev(gains) / math.sqrt(n)
+        low, high = math.exp(mean - half), math.exp(mean + half)
+    return CaseComparison(
+        case=case, speedup=math.exp(mean), ci_low=low, ci_high=high,
+        candidate_median=statistics.median([s for r in candidate_rounds[:n] for s in r]),
+        incumbent_median=statistics.median([s for r in incumbent_rounds[:n] for s in r]), rounds=n)
+
+
+def decide_speedup(comparisons: list[CaseComparison], *, min_gain: float,
+                   confidence: float) -> tuple[str, float, float, float]:
+    """("better" | "worse_or_equal" | "inconclusive", estimate, low, high) over the comparisons.
+
+    The intervals must already be at `confidence` (after any adjustment for looks); several
+    comparisons combine by geometric means of estimates and bounds, which is conservative for any
+    correlation between cases. Pass one aggregate comparison for the sharper paired interval.
+    """
+    if not comparisons:
+        return "inconclusive", 1.0, 0.0, math.inf
+    est = geomean([c.speedup for c in comparisons])
+    low = 0.0 if any(c.ci_low <= 0 for c in comparisons) else geomean([c.ci_low for c in comparisons])
+    high = math.inf if any(math.isinf(c.ci_high) for c in comparisons) else geomean([c.ci_high for c in comparisons])
+    if low > 1.0 and est >= 1.0 + min_gain:
+        return "better", est, low, high
+    if est <= 1.0 or high < 1.0 + min_gain:
+        return "worse_or_equal", est, low, high
+    return "inconclusive", est, low, high
+
+
+def paired_decision(candidate: list[float], incumbent: list[float], *, confidence: float, min_gain: float,
+                    direction: str) -> tuple[str, float, float, float]:
+    """decide_speedup on one paired series (one value per round, e.g. the aggregate over cases)."""
+    cmp = compare_case([[v] for v in candidate], [[v] for v in incumbent], confidence=confidence,
+                       direction=direction)
+    return decide_speedup([cmp], min_gain=min_gain, confidence=confidence)
+
+
+# --- the sequential plan -----------------------------------------------------------------------------
+
+def look_points(rounds: int, max_rounds: int) -> list[int]:
+    """Round counts at which the decision is looked at: rounds, 2*rounds, ... up to max_rounds."""
+    first = max(rounds, 2)
+    points = list(range(first, max(max_rounds, first) + 1, first))
+    if max_rounds > points[-1]:
+        points.append(max_rounds)
+    return points
+
+
+def look_confidence(confidence: float, looks: int, comparisons: int = 1) -> float:
+    """Per-look (and per-comparison) confidence so the overall error stays within 1 - confidence."""
+    return 1.0 - (1.0 - confidence) / (looks * comparisons)
+
+
+def min_detectable_gain(noise_sd: float, *, rounds: int, confidence: float) -> float:
+    """Smallest gain found with ~80% power at `rounds` rounds, given the per-round log-ratio spread."""
+    if rounds < 2:
+        return math.inf
+    t = t_quantile(0.5 + confidence / 2.0, rounds - 1)
+    return math.exp((t + _Z80) * noise_sd / math.sqrt(rounds)) - 1.0
+
+
+def format_speedup(estimate: float, low: float, high: float) -> str:
+    """x1.41 [1.37, 1.45]"""
+    return f"x{estimate:.2f} [{low:.2f}, {high:.2f}]"
