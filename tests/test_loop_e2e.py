@@ -14,12 +14,14 @@ import pytest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()
-IKJ = """void matmul(float* c, const float* a, const float* b, int n) {
-    for (int i = 0; i < n * n; i++) c[i] = 0.0f;
+IKJ = """void matmul(float* restrict c, const float* restrict a, const float* restrict b, int n) {
     for (int i = 0; i < n; i++) {
+        float* restrict crow = c + (long)i * n;
+        for (int j = 0; j < n; j++) crow[j] = 0.0f;
         for (int k = 0; k < n; k++) {
             const float aik = a[i * n + k];
-            for (int j = 0; j < n; j++) c[i * n + j] += aik * b[k * n + j];
+            const float* restrict brow = b + (long)k * n;
+            for (int j = 0; j < n; j++) crow[j] += aik * brow[j];
         }
     }
 }
