@@ -95,6 +95,8 @@ class RichProgress:
         self._t0: float | None = None
         self._index = self._total = self._done = 0
         self._in_flight: dict[int, float] = {}
+        self._slot_of: dict[int, int] = {}  # attempt id → its slot (index); a duplicate is asked again
+        self._slots_done: set[int] = set()
         self._recent: deque[AttemptRow] = deque(maxlen=RECENT)
         self._run_usage = Usage()  # this run's attempts
         self._usage: Usage | None = None  # the whole search's, when known (store or usage())
@@ -107,12 +109,15 @@ class RichProgress:
             self._t0 = now if self._t0 is None else self._t0
             self._index, self._total = index, total
             self._in_flight[attempt_id] = now
+            self._slot_of[attempt_id] = index
         self._start()
 
     def finished(self, row: AttemptRow) -> None:
         with self._lock:
             self._in_flight.pop(row.id, None)
             self._done += 1
+            if row.outcome is not Outcome.DUPLICATE:  # the loop asks again in the same slot after one
+                self._slots_done.add(self._slot_of.get(row.id, row.id))
             self._recent.appendleft(row)
             self._run_usage = self._run_usage + row.usage
             if row.outcome is Outcome.ACCEPTED:
@@ -133,6 +138,8 @@ class RichProgress:
     def close(self) -> None:
         """Leave the last frame on screen and give the terminal back (also runs at exit)."""
         if self._running:
+            with self._lock:
+                self._in_flight.clear()  # what is left was discarded or interrupted: nothing runs now
             self._running = False
             self._live.stop()
 
@@ -158,7 +165,7 @@ class RichProgress:
         eta = self.eta()
         right = f"{self._done} done · {duration(elapsed)}" + (f" · ETA {eta}" if eta else "")
         grid.add_row(Text(f"attempt {self._index}/{self._total}", style="bold"),
-                     ProgressBar(total=max(self._total, 1), completed=self._done), right)
+                     ProgressBar(total=max(self._total, 1), completed=len(self._slots_done)), right)
         return grid
 
     def _flight(self) -> RenderableType:
@@ -201,17 +208,18 @@ class RichProgress:
         return grid
 
     def eta(self) -> str:
-        """Time left: the attempts still to run at this run's pace, or fewer when the budget ends first."""
-        if not self._done or self._t0 is None:
+        """Time left: the slots still to run at this run's pace, or fewer when the budget ends first."""
+        slots = len(self._slots_done)
+        if not slots or self._t0 is None:
             return ""
         elapsed = self.clock() - self._t0
-        per_attempt = elapsed / self._done
-        left = max(self._total - self._done, 0)
+        per_attempt = elapsed / slots
+        left = max(self._total - slots, 0)
         by_budget = ""
         run_cost = self._run_usage.cost_usd
         usage = self._usage or self._run_usage
         if self.budget_usd is not None and run_cost and usage.cost_usd is not None:
-            affordable = max(self.budget_usd - usage.cost_usd, 0.0) / (run_cost / self._done)
+            affordable = max(self.budget_usd - usage.cost_usd, 0.0) / (run_cost / slots)
             if affordable < left:
                 left, by_budget = int(affordable + 0.999), " (budget)"
         return duration(per_attempt * left) + by_budget

@@ -214,3 +214,29 @@ def test_report_only_reads_the_store_and_renders_an_unstarted_experiment(tmp_pat
     with Store(load_experiment(fresh).store_path) as store:
         page = write_html_report(store, load_experiment(fresh)).read_text()
     assert "no baseline measured yet" in page and "no winners yet" in page
+
+
+def test_report_of_a_real_replayed_search(tmp_path: Path) -> None:
+    """The whole loop (real gcc, sandbox, SQLite) on replayed replies, then the report of what it recorded."""
+    from test_loop_e2e import REPLIES, looplab, write_replies
+
+    root = tmp_path / "matmul"
+    shutil.copytree(FIXTURE, root)
+    replies = write_replies(tmp_path / "replies.jsonl", REPLIES)
+    result = looplab("run", str(root), "--model", f"replay:{replies}", "--loop", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    exp = load_experiment(root)
+    with Store(exp.store_path) as store:
+        rows = store.attempts()
+        page = write_html_report(store, exp).read_text()
+    assert len(rows) >= 6 and rows[0].outcome is Outcome.BASELINE
+    figs = _figures(page)
+    points = {x: t["name"] for t in figs["best"]["data"][1:] for x in t["x"]}
+    assert points == {r.id: r.outcome.value for r in rows[1:]}  # every attempt, coloured by its outcome
+    assert figs["usage"]["data"][0]["y"][-1] == sum(r.usage.prompt_tokens for r in rows)
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for r in rows:
+        assert f'id="attempt-{r.id}"' in page
+        assert " ".join(r.reason.split())[:60] in " ".join(text.split())
+    failing = text[text.index("Keeps failing"):text.index("Unexplored")]
+    assert "compile_error" in failing and "invalid" in failing and "extract_error" in failing

@@ -70,6 +70,23 @@ def test_panel_shows_count_in_flight_outcomes_incumbent_usage_and_eta() -> None:
     assert "incumbent #2" in text and "tokens 2,200 (100 cached) · cost $0.0000" in text
 
 
+def test_a_duplicate_is_asked_again_in_its_slot_and_the_panel_ends_with_nothing_in_flight() -> None:
+    clock = Clock()
+    p = rich(clock)
+    p.started(1, 1, 3)
+    clock.now += 4
+    p.finished(row(1, Outcome.DUPLICATE, "same program as attempt 0"))
+    assert p.eta() == ""  # the slot is not done: the loop asks again
+    p.started(2, 1, 3)
+    clock.now += 6
+    p.finished(row(2, Outcome.SLOWER, "x0.98: within noise"))
+    assert p.eta() == "20s"  # one slot of three in 10 s
+    p.started(3, 2, 3)
+    p.close()  # e.g. the replay file ran out: attempt 3 was discarded
+    text = snapshot(p)
+    assert "in flight: none" in text and "2 done" in text and "attempt 2/3" in text
+
+
 def test_eta_stops_at_the_budget_and_unknown_prices_say_so() -> None:
     clock = Clock()
     p = rich(clock, budget_usd=1.0)
