@@ -92,6 +92,7 @@ class RichProgress:
         self._live = Live(self, console=console, auto_refresh=auto_refresh, refresh_per_second=4,
                           transient=False, redirect_stdout=True, redirect_stderr=True)
         self._running = False
+        self._closed = False
         self._t0: float | None = None
         self._index = self._total = self._done = 0
         self._in_flight: dict[int, float] = {}
@@ -140,6 +141,7 @@ class RichProgress:
         if self._running:
             with self._lock:
                 self._in_flight.clear()  # what is left was discarded or interrupted: nothing runs now
+                self._closed = True  # the run is over: no ETA in the last frame
             self._running = False
             self._live.stop()
 
@@ -210,7 +212,7 @@ class RichProgress:
     def eta(self) -> str:
         """Time left: the slots still to run at this run's pace, or fewer when the budget ends first."""
         slots = len(self._slots_done)
-        if not slots or self._t0 is None:
+        if not slots or self._t0 is None or self._closed:
             return ""
         elapsed = self.clock() - self._t0
         per_attempt = elapsed / slots

@@ -84,7 +84,7 @@ def test_a_duplicate_is_asked_again_in_its_slot_and_the_panel_ends_with_nothing_
     p.started(3, 2, 3)
     p.close()  # e.g. the replay file ran out: attempt 3 was discarded
     text = snapshot(p)
-    assert "in flight: none" in text and "2 done" in text and "attempt 2/3" in text
+    assert "in flight: none" in text and "2 done" in text and "attempt 2/3" in text and "ETA" not in text
 
 
 def test_eta_stops_at_the_budget_and_unknown_prices_say_so() -> None:

@@ -135,9 +135,17 @@ def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None =
     def index_fragment(request: Request) -> Response:
         return HTMLResponse(index_body()[0])
 
+    rendered: dict[str, tuple[str, str]] = {}  # key → (version, body): every open page asks after each change
+
     def experiment_body(e: Entry) -> tuple[str, str]:
+        version = _version([e.experiment])
+        hit = rendered.get(e.key)
+        if hit is not None and hit[0] == version:
+            return hit[1], version
         view, version = _view(e.experiment)
-        return render.experiment_body(view, lambda i: f"{e.href}attempts/{i}"), version
+        body = render.experiment_body(view, lambda i: f"{e.href}attempts/{i}")
+        rendered[e.key] = (version, body)
+        return body, version
 
     def experiment_page(request: Request) -> Response:
         e = entry(request)
