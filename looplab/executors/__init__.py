@@ -1,0 +1,46 @@
+"""Where evaluations run. An executor is anything that evaluates like looplab.evaluate.Evaluator:
+
+    local   this machine (looplab.evaluate.Evaluator itself; the default)
+    ray     a Ray cluster (looplab.executors.ray.RayExecutor; pip install 'looplab[ray]')
+
+judge() only calls evaluate() and reads direction, search_cases and holdout_cases, so either plugs in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from looplab.experiment import Experiment
+    from looplab.records import Evaluation
+
+EXECUTORS = ("local", "ray")
+
+
+class Executor(Protocol):
+    @property
+    def direction(self) -> str: ...  # "minimize" | "maximize"
+    @property
+    def search_cases(self) -> list[str]: ...
+    @property
+    def holdout_cases(self) -> list[str]: ...
+
+    async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
+                       pin_cpu: int | None = None) -> Evaluation:
+        """Build, validate and measure one source on cases; pin_cpu given means a timing run."""
+        ...
+
+
+def make_executor(experiment: Experiment, name: str = "local", *, ray_address: str | None = None) -> Executor:
+    """The executor `--executor NAME [--ray-address ADDR]` asks for."""
+    from looplab.experiment import UserError
+
+    if name == "local":
+        from looplab.evaluate import Evaluator
+
+        return Evaluator(experiment)
+    if name == "ray":
+        from looplab.executors.ray import RayExecutor
+
+        return RayExecutor(experiment, address=ray_address)
+    raise UserError(f"--executor {name}: unknown executor (fix: use one of {', '.join(EXECUTORS)})")
