@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 DEMO_EXPERIMENT ?= experiments/linear
 DEMO_ARGS ?= --model local --loop 3
 
-.PHONY: demo test setup system-deps lint clean
+.PHONY: demo test setup system-deps browser lint clean
 
 demo: setup
 	$(BIN)/looplab run $(DEMO_EXPERIMENT) $(DEMO_ARGS)
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check looplab tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -33,6 +33,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,local]'
 	touch $@
+
+# The dashboard tests drive a real headless Chromium (Debian's package; no browser downloads).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "looplab: chromium not installed; the browser tests will be skipped"
 
 lint:
 	$(BIN)/ruff check looplab tests benchmarks

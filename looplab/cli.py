@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("experiment", type=Path)
     rep.set_defaults(handler=_cmd_report)
 
+    ui = sub.add_parser("ui", help="a live, read-only web dashboard of one or several experiments")
+    ui.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT_DIR")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; others warn)")
+    ui.add_argument("--port", type=int, default=8765)
+    ui.set_defaults(handler=_cmd_ui)
+
     exp = sub.add_parser("export-replies", help="write the run's model replies as a replay JSONL file")
     exp.add_argument("experiment", type=Path)
     exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
@@ -98,11 +104,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=args.max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed)
-    progress = make_progress()
+    progress = make_progress(experiment=experiment, budget_usd=args.budget_usd)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
                   f"{args.loop} attempts")
-    summary = asyncio.run(run_search(experiment, provider, options, progress))
-    progress.note(f"stopped: {summary.stopped_because}")
+    try:
+        summary = asyncio.run(run_search(experiment, provider, options, progress))
+    finally:
+        progress.close()
+    print(f"stopped: {summary.stopped_because}")
     _print_status(experiment)
     return 0
 
@@ -164,6 +173,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from looplab.experiment import load_experiment
+    from looplab.html_report import write_html_report
     from looplab.report import write_all
     from looplab.store import Store
 
@@ -171,9 +181,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     store = Store(experiment.store_path)
     try:
         write_all(store, experiment)
+        html = write_html_report(store, experiment)
     finally:
         store.close()
-    print(f"wrote {experiment.root / 'SCORES.md'} and {experiment.root / 'MEMORY.md'}")
+    print(f"wrote {experiment.root / 'SCORES.md'}, {experiment.root / 'MEMORY.md'} and {html}")
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from looplab.ui import serve
+
+    serve(args.experiments, host=args.host, port=args.port)
     return 0
 
 

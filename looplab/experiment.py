@@ -80,6 +80,7 @@ class SearchConfig(_Section):
         default_factory=lambda: {"best": 0.6, "specialist": 0.15, "crossover": 0.1, "explore": 0.15})
     explore_after: int = Field(default=5, ge=1)  # attempts without acceptance before explore is weighted up
     explore_boost: float = Field(default=3.0, ge=1)
+    novelty: bool = True  # false: evaluate every candidate, even an exact repeat (for comparisons)
     near_duplicate: float = Field(default=0.95, gt=0, le=1)  # shingle similarity counted as a duplicate; 1 = exact only
     duplicate_retries: int = Field(default=3, ge=0)  # extra asks per attempt slot after a duplicate
 

@@ -140,8 +140,9 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan) -> AttemptRow:
 async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplicates: bool = False) -> Assessment:
     """Novelty → screen → judge for one candidate source (shared by `run` and `eval`)."""
     experiment = s.experiment
-    earlier = _earlier_same(experiment, s.store, source, incumbent)
-    near = s.novelty.nearest(source) if earlier is None else None
+    check = experiment.config.search.novelty
+    earlier = _earlier_same(experiment, s.store, source, incumbent) if check else None
+    near = s.novelty.nearest(source) if check and earlier is None else None
     duplicate = {}
     if earlier is not None:
         duplicate = {"duplicate_of": earlier, "reason": f"same program as attempt {earlier} (after "
@@ -215,6 +216,9 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         return await _attempts(s, progress)
     finally:
         store.close()
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()  # SDK clients hold connections that must close inside the loop
 
 
 async def _attempts(s: Search, progress: Progress) -> RunSummary:

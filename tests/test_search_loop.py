@@ -5,11 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
 from wire_servers import OpenAIServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
