@@ -86,14 +86,14 @@ class RunSummary:
 # ---------------------------------------------------------------- one attempt
 
 
-async def run_attempt(s: Search, attempt_id: int, plan: Plan) -> AttemptRow:
+async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> AttemptRow:
     experiment, store = s.experiment, s.store
     incumbent = store.incumbent()
     assert incumbent is not None and incumbent.source is not None
     run_dir = runs.attempt_dir(experiment, attempt_id)
 
     # 1. Prompt: the task, the incumbent (and the plan's parents), the memory, the latest failures.
-    messages = render_prompt(experiment, prompt_context(store, experiment, incumbent, plan))
+    messages = render_prompt(experiment, prompt_context(store, experiment, incumbent, plan, mem))
     runs.write(run_dir, "prompt.md", render_markdown(messages))
 
     # 2. Model: one reply, its usage recorded whether or not it is usable.
@@ -253,13 +253,14 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
 
 
 async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow | None:
-    plan = choose_plan(search_view(s.store, s.experiment), s.experiment.config.search, s.rng)
+    mem = memory.build_memory(s.store, s.experiment)  # once per attempt: it scans the whole store
+    plan = choose_plan(search_view(s.store, s.experiment, mem), s.experiment.config.search, s.rng)
     attempt_id = s.store.begin_attempt(
         model=s.provider.name, parent_id=plan.parent_id if plan.parents else s.store.incumbent().id,
         details={"plan": plan.kind, "parents": [p.id for p in plan.parents]})
     progress.started(attempt_id, index, s.options.loop)
     try:
-        row = await run_attempt(s, attempt_id, plan)
+        row = await run_attempt(s, attempt_id, plan, mem)
     except RepliesExhausted:
         s.store.discard_attempt(attempt_id)
         return None
@@ -305,19 +306,20 @@ async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Evalu
 # ---------------------------------------------------------------- what the next prompt sees
 
 
-def search_view(store: Store, experiment: Experiment) -> SearchView:
+def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
     incumbent = store.incumbent()
     assert incumbent is not None
-    mem = memory.build_memory(store, experiment)
-    since = sum(1 for r in store.attempts() if r.id > incumbent.id and r.outcome is not None)
+    newest = store.attempts(limit=1, newest_first=True)
+    since = max(0, newest[0].id - incumbent.id) if newest else 0  # attempts begun since the last acceptance
     return SearchView(incumbent, specialists(store, experiment, incumbent),
                       [u["idea"] for u in mem["unexplored"]], since)
 
 
-def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan) -> PromptContext:
+def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan,
+                   mem: dict) -> PromptContext:
     cfg = experiment.config.prompt
     recent = store.attempts(outcomes=FAILURES, limit=cfg.failures_shown, newest_first=True)
-    memory_md = memory.render_memory_md(memory.build_memory(store, experiment), cfg.memory_chars)
+    memory_md = memory.render_memory_md(mem, cfg.memory_chars)
     return PromptContext(
         incumbent=incumbent.source or "",
         incumbent_speedup=_speedup_label(store, experiment, incumbent),
