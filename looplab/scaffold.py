@@ -1,0 +1,73 @@
+"""`looplab new NAME --lang c|python`: create a runnable experiment folder from the templates.
+
+The new experiment passes `looplab eval NAME NAME/naive.*` as created; the user then replaces
+the example target (a prefix sum in C, a longest-increasing-subsequence in Python).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+import shutil
+from pathlib import Path
+
+from looplab.experiment import UserError
+
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("c", "python")
+HEADER = "looplab_harness.h"  # canonical copy in templates/c/, copied into each C experiment's harness/
+PLACEHOLDERS = ("__NAME__", "__FUNC__")
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_C_KEYWORDS = set(
+    "auto break case char const continue default do double else enum extern float for goto if inline int long "
+    "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while "
+    "_Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local".split()
+)
+# A target with a libc or harness name would replace that function inside the harness.
+_RESERVED = {
+    "main", "abs", "exit", "free", "malloc", "calloc", "realloc", "memcpy", "memset", "memcmp", "memmove",
+    "printf", "puts", "strcmp", "strlen", "sqrt", "exp", "log", "pow", "sin", "cos", "time", "clock",
+    "open", "close", "read", "write", "dup", "dup2", "fopen", "fflush", "qsort", "rand", "isfinite",
+}
+
+
+def function_name(name: str, lang: str) -> str:
+    """The target's identifier for experiment NAME: dashes become underscores."""
+    func = name.replace("-", "_")
+    if lang == "c" and (func in _C_KEYWORDS or func in _RESERVED or func.startswith("ll_")):
+        raise UserError(f"looplab new {name}: '{func}' is a C keyword or a library name (fix: choose another NAME)")
+    if lang == "python" and (keyword.iskeyword(func) or keyword.issoftkeyword(func)):
+        raise UserError(f"looplab new {name}: '{func}' is a Python keyword (fix: choose another NAME)")
+    return func
+
+
+def scaffold(name: str, lang: str, dest_parent: Path) -> Path:
+    """Create dest_parent/NAME as a runnable experiment in `lang` and return its path."""
+    if lang not in LANGUAGES:
+        raise UserError(f"looplab new: --lang {lang!r} is not supported (fix: use --lang c or --lang python)")
+    if not _NAME.fullmatch(name):
+        raise UserError(
+            f"looplab new {name}: NAME must start with a letter and hold only letters, digits, '-' and '_' "
+            "(at most 64) (fix: choose another NAME)"
+        )
+    func = function_name(name, lang)
+    dest = Path(dest_parent) / name
+    if dest.exists() and any(dest.iterdir()):
+        raise UserError(f"{dest}: already exists and is not empty (fix: choose another NAME or remove it)")
+    source = TEMPLATES / lang
+    if not (source / "experiment.toml").is_file():
+        raise UserError(f"{source}: the {lang} template is missing from this looplab install (fix: reinstall looplab)")
+    for path in sorted(source.rglob("*")):
+        if not path.is_file() or path.name == HEADER or "__pycache__" in path.parts:
+            continue
+        target = dest / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text()
+        for placeholder, value in zip(PLACEHOLDERS, (name, func), strict=True):
+            text = text.replace(placeholder, value)
+        target.write_text(text)
+        shutil.copymode(path, target)
+    if lang == "c":
+        shutil.copyfile(source / HEADER, dest / "harness" / HEADER)
+    return dest

@@ -1,0 +1,120 @@
+"""`looplab new`: the scaffolded experiments load, build with real gcc, and pass their own harness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from experiment_helpers import ROOT, build_c, cli_ready, looplab_eval, run_c, run_py
+
+from looplab.experiment import UserError, load_experiment
+from looplab.scaffold import scaffold
+
+
+def _no_placeholders_left(root):
+    for path in root.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "__NAME__" not in text and "__FUNC__" not in text, path
+
+
+def test_c_scaffold_builds_and_passes_its_own_harness(tmp_path):
+    root = scaffold("my-kernel", "c", tmp_path)
+    assert root == tmp_path / "my-kernel"
+    exp = load_experiment(root)
+    assert exp.name == "my-kernel" and exp.target == "my_kernel" and exp.language == "c"
+    assert "void my_kernel(" in exp.baseline_source and "my_kernel" in exp.task_text
+    _no_placeholders_left(root)
+    header = ROOT / "looplab" / "templates" / "c" / "looplab_harness.h"
+    assert (root / "harness" / "looplab_harness.h").read_bytes() == header.read_bytes()
+
+    binary = build_c(root, exp.baseline_path, tmp_path / "build")
+    res = run_c(binary, exp.search_cases + exp.holdout_cases, seed=3, max_reps=1)
+    assert all(r["ok"] for r in res.values()), res
+
+
+def test_c_scaffold_harness_rejects_a_wrong_candidate(tmp_path):
+    root = scaffold("scan", "c", tmp_path)
+    wrong = tmp_path / "wrong.c"
+    wrong.write_text("void scan(float* out, const float* x, int n) { for (int i = 0; i < n; i++) out[i] = x[i]; }\n")
+    res = run_c(build_c(root, wrong, tmp_path / "build"), ["n1k"], seed=4)
+    assert res["n1k"]["ok"] is False and "expected" in res["n1k"]["error"]
+
+
+def test_python_scaffold_passes_its_own_harness_and_rejects_a_wrong_candidate(tmp_path):
+    root = scaffold("lis", "python", tmp_path)
+    exp = load_experiment(root)
+    assert exp.target == "lis" and exp.language == "python" and exp.config.build.command == ""
+    _no_placeholders_left(root)
+    res = run_py(root, exp.baseline_path, exp.search_cases + exp.holdout_cases, seed=5, max_reps=1)
+    assert all(r["ok"] for r in res.values()), res
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def lis(xs):\n    return len(set(xs))\n")
+    res = run_py(root, wrong, ["random_100"], seed=6)
+    assert res["random_100"]["ok"] is False and "expected" in res["random_100"]["error"]
+
+
+@pytest.mark.parametrize("name,lang,words", [
+    ("1abc", "c", "must start with a letter"),
+    ("has space", "python", "must start with a letter"),
+    ("x" * 65, "c", "at most 64"),
+    ("kernel", "rust", "--lang"),
+    ("int", "c", "C keyword"),
+    ("memcpy", "c", "library name"),
+    ("ll_timer", "c", "library name"),
+    ("class", "python", "Python keyword"),
+])
+def test_scaffold_refuses_bad_names_with_a_fix(tmp_path, name, lang, words):
+    with pytest.raises(UserError) as e:
+        scaffold(name, lang, tmp_path)
+    assert words in str(e.value) and "(fix:" in str(e.value)
+    assert not any(tmp_path.iterdir())  # nothing half-created
+
+
+def test_scaffold_does_not_overwrite_an_existing_experiment(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="already exists"):
+        scaffold("taken", "c", tmp_path)
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+    assert scaffold("empty", "python", tmp_path).is_dir()  # an empty folder is fine
+    (tmp_path / "empty2").mkdir()
+    assert (scaffold("empty2", "c", tmp_path) / "experiment.toml").is_file()
+
+
+needs_cli = pytest.mark.skipif(not cli_ready(), reason="looplab eval is not available yet")
+
+
+@needs_cli
+@pytest.mark.parametrize("lang,ext", [("c", "c"), ("python", "py")])
+def test_scaffolded_baseline_passes_looplab_eval(tmp_path, lang, ext):
+    root = scaffold("fresh", lang, tmp_path)
+    verdict = looplab_eval(root, root / f"naive.{ext}")
+    assert verdict["ok"] is True, verdict
+    assert all(c["ok"] for c in verdict["cases"].values())
+
+
+def _cli_has_new() -> bool:
+    if not cli_ready():
+        return False
+    from looplab import cli
+
+    return "new" in cli._parser()._subparsers._group_actions[0].choices
+
+
+@pytest.mark.skipif(not _cli_has_new(), reason="`looplab new` is not wired into the CLI yet")
+def test_looplab_new_command_creates_the_experiment(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from looplab.cli import main; sys.exit(main())",
+         "new", "dot-kernel", "--lang", "c"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_experiment(tmp_path / "dot-kernel").target == "dot_kernel"
+    again = subprocess.run(
+        [sys.executable, "-c", "import sys; from looplab.cli import main; sys.exit(main())",
+         "new", "dot-kernel", "--lang", "c"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
