@@ -81,7 +81,10 @@ def test_bundle_holds_the_experiment_and_nothing_of_its_state(experiment: Experi
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = sorted(tar.getnames())
     assert names == ["matmul/EXPERIMENT.md", "matmul/experiment.toml", "matmul/harness/bench.c", "matmul/naive.c"]
-    assert pack(experiment.root)[1] == digest  # same files, same digest: workers reuse their unpacked copy
+    assert data[4:8] == b"\0\0\0\0"  # no gzip timestamp: the digest depends on the files only
+    elsewhere = experiment.root.parent.parent / "copy" / "matmul"
+    shutil.copytree(experiment.root, elsewhere, copy_function=shutil.copyfile)  # new paths, new mtimes
+    assert pack(elsewhere)[1] == digest  # same files, same digest: workers reuse their unpacked copy
     with pytest.raises(RuntimeError, match="install the same looplab"):
         evaluate_bundle(data, digest, "matmul", NAIVE, ["n96"], 1, False, "0.0.0-other")
 
@@ -91,6 +94,13 @@ def test_worker_function_evaluates_without_ray(experiment: Experiment) -> None:
     result = evaluate_bundle(data, digest, "matmul", WRONG, ["n96"], 5, False, __import__("looplab").__version__)
     assert result.evaluation.failure is Outcome.INVALID and result.pid == os.getpid()
     assert (cache_root() / digest / "matmul" / "harness" / "bench.c").is_file()
+    stale, fresh = cache_root() / "stale-bundle", cache_root() / digest
+    stale.mkdir()
+    os.utime(stale, (1, 1))
+    os.utime(fresh, (1, 1))
+    shutil.rmtree(fresh / "matmul")  # a new bundle to unpack: old unused ones are pruned on the way
+    evaluate_bundle(data, digest, "matmul", NAIVE, ["n96"], 5, True, __import__("looplab").__version__)
+    assert not stale.exists() and (fresh / "matmul" / "naive.c").is_file()
 
 
 def test_evaluations_run_on_ray_workers(executor: RayExecutor, experiment: Experiment) -> None:

@@ -8,6 +8,7 @@ and stripped of owners and times, so the same files always give the same digest.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -15,11 +16,13 @@ import secrets
 import shutil
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 from looplab.experiment import UserError
 
 MAX_BUNDLE_BYTES = 256 << 20  # beyond this, data belongs on storage every node mounts
+KEEP_UNUSED_S = 24 * 3600  # a worker drops unpacked experiments (and their builds) unused this long
 SKIPPED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
            "MEMORY.md", "MEMORY.json", "report.html"}
 
@@ -32,7 +35,7 @@ def pack(root: Path) -> tuple[bytes, str]:
     """(tar.gz bytes of the experiment folder, sha256 digest). The top folder keeps its name."""
     root = Path(root).resolve()
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=buf, mode="w") as tar:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
             rel_dir = Path(dirpath).relative_to(root)
@@ -53,7 +56,7 @@ def pack(root: Path) -> tuple[bytes, str]:
                     raise UserError(
                         f"{root}: more than {MAX_BUNDLE_BYTES >> 20} MB to send to the workers (fix: keep large "
                         "data on storage every node mounts and name it by absolute path in the harness)")
-    data = buf.getvalue()
+    data = gzip.compress(buf.getvalue(), compresslevel=6, mtime=0)  # no timestamp: same files, same digest
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -66,8 +69,10 @@ def unpack(data: bytes, digest: str, name: str) -> Path:
     home = cache_root() / digest
     root = home / name
     if root.is_dir():
+        os.utime(home)  # in use: keep it
         return root
     home.parent.mkdir(parents=True, exist_ok=True)
+    _prune(home.parent)
     tmp = home.parent / f"{digest}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -76,4 +81,17 @@ def unpack(data: bytes, digest: str, name: str) -> Path:
         os.rename(tmp, home)  # several tasks may unpack at once: the first rename wins
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+    if not root.is_dir():
+        raise RuntimeError(f"{home}: holds no {name}/ (remove the folder; it is a cache)")
     return root
+
+
+def _prune(cache: Path) -> None:
+    """Remove unpacked experiments nobody used for KEEP_UNUSED_S (never one in use: it is touched)."""
+    cutoff = time.time() - KEEP_UNUSED_S
+    for old in cache.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue  # another worker pruned it first

@@ -74,10 +74,11 @@ def connect(address: str | None = None) -> None:
     address = address or os.environ.get(ADDRESS_ENV) or None
     try:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
         detail = " ".join(str(e).split())[:300]
         raise UserError(f"--ray-address {address}: cannot join the Ray cluster: {detail} (fix: start it with "
-                        "`ray start --head` and pass its HOST:6379, or unset RAY_ADDRESS)") from None
+                        "`ray start --head` and pass its HOST:PORT; on a cluster with token authentication "
+                        "export RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
 
 
 class RayExecutor:
