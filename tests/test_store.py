@@ -247,3 +247,56 @@ def test_discard_attempt_only_in_flight(db: Path) -> None:
         assert s.discard_attempt(done) is False and s.attempt(done).outcome is Outcome.SLOWER
         assert s.discard_attempt(999) is False
         assert s.begin_attempt(model="m") == 2
+
+
+def test_acceptance_lock_serialises_coroutines_without_blocking_the_event_loop(db: Path) -> None:
+    import asyncio
+
+    events: list[str] = []
+
+    async def accept(name: str, store: Store) -> None:
+        async with store.acceptance_lock():
+            events.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name} out")
+
+    async def ticker() -> int:
+        ticks = 0
+        while len(events) < 6:
+            ticks += 1
+            await asyncio.sleep(0.005)
+        return ticks
+
+    async def main(s: Store, other: Store) -> int:
+        *_, ticks = await asyncio.gather(accept("a", s), accept("b", s), accept("c", other), ticker())
+        return ticks
+
+    with Store(db) as s, Store(db) as other:  # two stores: the file lock, not only the in-process guard
+        ticks = asyncio.run(main(s, other))
+        assert len(events) == 6
+        assert [e.split()[1] for e in events] == ["in", "out"] * 3  # never two holders at once
+        assert ticks > 1  # the event loop kept running while the others waited
+
+
+def test_acceptance_lock_is_released_when_its_holder_is_killed(db: Path) -> None:
+    Store(db).close()
+    proc = _python("""
+        import sys, time
+        from looplab.store import Store
+        s = Store(sys.argv[1])
+        with s.acceptance_lock():
+            print("held", flush=True)
+            time.sleep(120)
+    """, db)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with Store(db) as s:
+            lock = s.acceptance_lock()
+            assert lock._try() is False  # another process holds it
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            with lock:  # the kernel dropped the dead holder's lock
+                assert s.acceptance_lock()._try() is False  # and now this store holds it
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -217,3 +217,25 @@ def _experiment(tmp_path: Path) -> Experiment:
     root = tmp_path / "matmul"
     shutil.copytree(ROOT / "tests" / "fixtures" / "matmul", root)
     return load_experiment(root)
+
+
+def test_acceptance_lock_is_released_when_its_holder_is_killed(pg: PostgresStore, pg_url: str) -> None:
+    proc = _python("""
+        import sys, time
+        from looplab.store_postgres import PostgresStore
+        s = PostgresStore(sys.argv[1], schema=sys.argv[2])
+        with s.acceptance_lock():
+            print("held", flush=True)
+            time.sleep(120)
+    """, pg_url, pg.schema)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        lock = pg.acceptance_lock()
+        assert lock._try() is False
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        with lock:  # the server ended the dead loop's session, and its lock with it
+            assert pg.acceptance_lock()._try() is False
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
