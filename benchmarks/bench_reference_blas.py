@@ -57,21 +57,28 @@ def blas_name() -> str:
         return "unknown"
 
 
-def measure(bt: int, c: int, oc: int, has_bias: bool, reps: int) -> list[float]:
+def operands(bt: int, c: int, oc: int, has_bias: bool) -> tuple:
     rng = np.random.default_rng(0)
     inp = rng.uniform(-1, 1, (bt, c)).astype(np.float32)
     weight = rng.uniform(-1, 1, (oc, c)).astype(np.float32)
     bias = rng.uniform(-1, 1, oc).astype(np.float32) if has_bias else None
-    out = np.empty((bt, oc), dtype=np.float32)
-    samples = []
-    for i in range(reps + 2):  # two warm-ups
-        t0 = time.perf_counter()
-        np.matmul(inp, weight.T, out=out)
-        if bias is not None:
-            out += bias
-        t1 = time.perf_counter()
-        if i >= 2:
-            samples.append((t1 - t0) * 1e6)
+    return inp, weight, bias, np.empty((bt, oc), dtype=np.float32)
+
+
+def time_once(inp, weight, bias, out) -> float:
+    t0 = time.perf_counter()
+    np.matmul(inp, weight.T, out=out)
+    if bias is not None:
+        out += bias
+    return (time.perf_counter() - t0) * 1e6
+
+
+def measure(shapes: dict[str, tuple[int, int, int, bool]], reps: int) -> dict[str, list[float]]:
+    """Per-call times in us, case by case with two warm-ups, like the harness (operands stay in cache)."""
+    samples: dict[str, list[float]] = {}
+    for name, shape in shapes.items():
+        args = operands(*shape)
+        samples[name] = [time_once(*args) for _ in range(reps + 2)][2:]
     return samples
 
 
@@ -80,23 +87,28 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "linear" / "reference.json")
     args = ap.parse_args()
+    shapes = cases()
     results = {}
-    for name, (bt, c, oc, has_bias) in cases().items():
-        samples = measure(bt, c, oc, has_bias, args.reps)
-        median = statistics.median(samples)
+    for name, times in measure(shapes, args.reps).items():
+        bt, c, oc, _ = shapes[name]
+        flop = 2.0 * bt * c * oc
+        median, best = statistics.median(times), min(times)
         results[name] = {
             "shape": f"{bt}x{c}x{oc}",
             "median_us": round(median, 3),
-            "gflops": round(2.0 * bt * c * oc / median / 1e3, 3),
+            "gflops": round(flop / median / 1e3, 3),  # same definition as the harness's "gflops"
+            "best_gflops": round(flop / best / 1e3, 3),
         }
-        print(f"{name:30s} {results[name]['shape']:>14s} {median:10.1f} us {results[name]['gflops']:8.2f} GFLOP/s")
+        print(f"{name:30s} {results[name]['shape']:>14s} {median:10.1f} us {results[name]['gflops']:8.2f} GFLOP/s"
+              f" (best {results[name]['best_gflops']:.2f})")
     doc = {
-        "what": "NumPy matmul (inp @ weight.T + bias), float32, one BLAS thread",
+        "what": "NumPy matmul (inp @ weight.T + bias), float32, one BLAS thread; gflops from the median call",
         "cpu": cpu_model(),
         "numpy": np.__version__,
         "blas": blas_name(),
         "threads": 1,
         "reps": args.reps,
+        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine inflates the medians
         "measured_at": time.strftime("%Y-%m-%d"),
         "cases": results,
     }

@@ -387,3 +387,16 @@ def test_looplab_eval_verdicts(tmp_path, name):
     assert wrong["category"] == "invalid", wrong
     overfit = looplab_eval(exp, fixtures / f"holdout_only_wrong.{ext}")
     assert overfit["category"] == "overfit", overfit
+
+
+@needs_cli
+def test_looplab_eval_runs_the_openevolve_folder_unchanged(tmp_path):
+    import shutil
+
+    exp = tmp_path / "openevolve_example"
+    shutil.copytree(OPENEVOLVE, exp, ignore=shutil.ignore_patterns(".looplab", "__pycache__"))
+    assert not (exp / "experiment.toml").exists()
+    better = looplab_eval(exp, CANDIDATES / "openevolve_example" / "best_fit.py")
+    assert better["category"] == "accepted" and better["speedup"] > 1.05, better
+    broken = looplab_eval(exp, CANDIDATES / "openevolve_example" / "wrong.py")
+    assert broken["category"] == "invalid" and "priority returned" in broken["reason"], broken

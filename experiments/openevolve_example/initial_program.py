@@ -8,9 +8,9 @@ change; evaluator.py measures how few bins `priority` needs.
 def priority(item: float, remaining: list[float]) -> list[float]:
     """Score each open bin that can hold `item`, given its remaining capacity; the highest score wins.
 
-    Baseline: first fit (the earliest opened bin).
+    Baseline: worst fit (the emptiest bin).
     """
-    return [-float(i) for i in range(len(remaining))]
+    return [float(r) for r in remaining]
 # EVOLVE-BLOCK-END
 
 
