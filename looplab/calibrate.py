@@ -14,7 +14,7 @@ from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, UserError
 from looplab.judge import time_interleaved
 from looplab.sandbox import protection
-from looplab.stats import look_confidence, look_points, min_detectable_gain
+from looplab.stats import decision_confidence, look_points, min_detectable_gain
 
 
 async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int = 20,
@@ -42,7 +42,7 @@ async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int
         if len(t.round_gains) >= 2:
             spreads.append(statistics.variance(t.round_gains))
     noise_sd = math.sqrt(statistics.fmean(spreads)) if spreads else 0.0  # pooled within-trial spread
-    conf = look_confidence(obj.confidence, len(looks))
+    conf = decision_confidence(obj.confidence, len(looks))
     detectable = max(min_detectable_gain(noise_sd, rounds=looks[-1], confidence=conf), obj.min_gain)
     return {
         "false_accept_rate": false_accepts / trials,

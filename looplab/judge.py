@@ -18,9 +18,9 @@ from looplab.experiment import Experiment
 from looplab.records import CaseResult, Decision, Evaluation, Outcome
 from looplab.stats import (
     compare_case,
+    decision_confidence,
     format_speedup,
     log_gains,
-    look_confidence,
     look_points,
     paired_decision,
 )
@@ -73,7 +73,7 @@ async def time_interleaved(evaluator: Evaluator, candidate_source: str, incumben
                            sequential: bool = True) -> Timing:
     """A B B A A B ... rounds under the timing lock; stops at a look once the decision is clear."""
     direction = evaluator.direction
-    conf = look_confidence(confidence, len(looks))
+    conf = decision_confidence(confidence, len(looks))
     t = Timing()
     async with timing_lock():
         cpu = timing_cpu()
@@ -153,7 +153,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         return Verdict(t.failure, Decision(t.failure.failure or Outcome.CRASH, reason))
     evaluation = _with_samples(validation, t.candidate)
     direction = evaluator.direction
-    case_conf = look_confidence(obj.confidence, len(looks), max(len(t.candidate), 1))
+    case_conf = decision_confidence(obj.confidence, len(looks), max(len(t.candidate), 1))
     comparisons = {c: compare_case(t.candidate[c], t.incumbent[c], confidence=case_conf, direction=direction, case=c)
                    for c in sorted(t.candidate)}
     decision = Decision(Outcome.SLOWER, "", speedup=t.estimate, ci_low=t.low, ci_high=t.high,
@@ -168,8 +168,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
             return Verdict(again, decision)
         flag = " (over 10x: re-validated with fresh inputs)"
     best = [c for c, cmp in comparisons.items()
-            if cmp.ci_low > 1.0 and cmp.speedup >= 1.0 + obj.min_gain
-            and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
+            if cmp.ci_low > 1.0 + obj.min_gain and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
     if t.status == "better" or best:
         holdout, holdout_speedup, failed = await _holdout(experiment, evaluator, candidate_source, incumbent_source)
         if failed is not None:
@@ -190,8 +189,8 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         return Verdict(evaluation, decision, holdout)
     if t.high < 1.0:
         decision.reason = f"{shown} slower"
-    elif t.low > 1.0:
-        decision.reason = f"{shown} faster but below min_gain {obj.min_gain:.0%}"
+    elif t.high < 1.0 + obj.min_gain:
+        decision.reason = f"{shown} no gain above min_gain {obj.min_gain:.0%}"
     else:
         decision.reason = f"{shown} within noise after {t.rounds} rounds"
     return Verdict(evaluation, decision)

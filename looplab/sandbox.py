@@ -34,7 +34,10 @@ _ETC_FILES = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/
 
 # Runs inside the sandbox right before the command: limits, cpu pin, unprivileged uid, exec.
 _LAUNCHER = r"""
-import os, resource as r, sys
+import os, resource as r, signal, sys
+# Python ignores these at startup and exec would pass that on: the command gets the defaults back.
+for s in (signal.SIGPIPE, signal.SIGXFSZ):
+    signal.signal(s, signal.SIG_DFL)
 cpu, mem, fsize, nofile, nproc, uid, pin = (int(x) for x in sys.argv[1:8])
 r.setrlimit(r.RLIMIT_CORE, (0, 0))
 r.setrlimit(r.RLIMIT_CPU, (cpu, cpu + 1))
@@ -55,8 +58,12 @@ def mine(p):
 n = sum(1 for p in os.listdir("/proc") if p.isdigit() and mine(p))
 r.setrlimit(r.RLIMIT_NPROC, (n + nproc, n + nproc))
 os.umask(0o022)
+prog = sys.argv[8]
+if "/" not in prog:  # resolve here: execvp would import modules the new uid may not be able to read
+    dirs = os.environ.get("PATH", "/usr/bin:/bin").split(":")
+    prog = next((os.path.join(d, prog) for d in dirs if os.access(os.path.join(d, prog), os.X_OK)), prog)
 try:
-    os.execvp(sys.argv[8], sys.argv[8:])
+    os.execv(prog, sys.argv[8:])
 except OSError as e:
     sys.stderr.write("looplab sandbox: cannot run %s: %s\n" % (sys.argv[8], e.strerror))
     os._exit(127)
@@ -271,6 +278,8 @@ def _limit_hit(sig: int | None, truncated: bool, stderr: str) -> str | None:
     if sig == signal.SIGXCPU:
         return "cpu"
     if sig == signal.SIGXFSZ:
+        return "file size"
+    if "File too large" in stderr:
         return "file size"
     if any(h in stderr for h in _MEMORY_HINTS):
         return "memory"
