@@ -400,3 +400,25 @@ def test_looplab_eval_runs_the_openevolve_folder_unchanged(tmp_path):
     assert better["category"] == "accepted" and better["speedup"] > 1.05, better
     broken = looplab_eval(exp, CANDIDATES / "openevolve_example" / "wrong.py")
     assert broken["category"] == "invalid" and "priority returned" in broken["reason"], broken
+
+
+@pytest.fixture(scope="module")
+def edit_copy(tmp_path_factory):
+    """One small copy for the screen tests: its baseline is evaluated once."""
+    return copy_experiment("editdistance", tmp_path_factory.mktemp("edit"), search=["short_words"],
+                           holdout=["edge"], max_reps=3)
+
+
+@needs_cli
+@pytest.mark.parametrize("source,reason", [
+    ("import os\n\ndef levenshtein(a, b):\n    return 0\n", "os"),
+    ("from ctypes import CDLL\n\ndef levenshtein(a, b):\n    return 0\n", "ctypes"),
+    ("import json\n\ndef levenshtein(a, b):\n    return 0\n", "json"),  # stdlib, but not in allowed_imports
+    ("def levenshtein(a, b):\n    return (1).__class__(0)\n", "__class__"),
+])
+def test_looplab_eval_screens_editdistance_imports(tmp_path, edit_copy, source, reason):
+    exp = edit_copy
+    cand = tmp_path / "cand.py"
+    cand.write_text(source)
+    verdict = looplab_eval(exp, cand)
+    assert verdict["category"] == "screen_rejected" and reason in verdict["reason"], verdict
