@@ -1,8 +1,9 @@
 /* looplab_harness.h — validation and timing helpers for looplab C harnesses.
  *
- * Header-only; every function is static (inline: unused ones cost nothing) so a candidate cannot replace one (the build also
- * rejects candidates that export anything besides the target). Include it FIRST in the
- * harness (it sets _POSIX_C_SOURCE). The harness prints one JSON object per case on stdout:
+ * Header-only. Every function is static (and inline, so unused ones cost nothing): a candidate
+ * cannot replace one, and looplab's build refuses candidates that export anything besides the
+ * target. Include it FIRST in the harness (it sets _POSIX_C_SOURCE). The harness prints one JSON
+ * object per case on stdout (with "nonce" when run with --nonce):
  *   {"case": "name", "ok": true, "samples_us": [...], "gflops": 12.3}
  *   {"case": "name", "ok": false, "error": "max abs diff 3.1e-2 at [0,5]"}
  * The candidate never sees the real stdout: ll_main points fd 1 at /dev/null and keeps a
@@ -142,18 +143,6 @@ static inline int ll_thread_count(void) {
 static FILE* ll_out;  /* the real stdout; fd 1 points at /dev/null while candidates run */
 static const char* ll_nonce;  /* --nonce VALUE: echoed in every line so looplab can tell ours from forgeries */
 
-static inline void ll_json_string(const char* s);
-
-/* {"case": NAME, ["nonce": ..., ] — the start every result line shares */
-static inline void ll_line_start(const char* case_name) {
-    fputs("{\"case\": ", ll_out);
-    ll_json_string(case_name);
-    if (ll_nonce) {
-        fputs(", \"nonce\": ", ll_out);
-        ll_json_string(ll_nonce);
-    }
-}
-
 static inline void ll_json_string(const char* s) {
     fputc('"', ll_out);
     for (; *s; s++) {
@@ -163,6 +152,16 @@ static inline void ll_json_string(const char* s) {
         else fputc(c, ll_out);
     }
     fputc('"', ll_out);
+}
+
+/* {"case": NAME, ["nonce": ..., ] — the start every result line shares */
+static inline void ll_line_start(const char* case_name) {
+    fputs("{\"case\": ", ll_out);
+    ll_json_string(case_name);
+    if (ll_nonce) {
+        fputs(", \"nonce\": ", ll_out);
+        ll_json_string(ll_nonce);
+    }
 }
 
 /* Report a failed case; the message says what was wrong and where. */
@@ -183,7 +182,8 @@ static inline void ll_fail(const char* case_name, const char* fmt, ...) {
 static inline void ll_ok(const char* case_name, const double* samples_us, int n, const char* extra_json) {
     ll_line_start(case_name);
     fputs(", \"ok\": true, \"samples_us\": [", ll_out);
-    for (int i = 0; i < n; i++) fprintf(ll_out, "%s%.3f", i ? ", " : "", samples_us[i]);
+    /* a call shorter than the clock's resolution still took time: never print 0 */
+    for (int i = 0; i < n; i++) fprintf(ll_out, "%s%.3f", i ? ", " : "", samples_us[i] > 0.001 ? samples_us[i] : 0.001);
     fputc(']', ll_out);
     if (extra_json && *extra_json) fprintf(ll_out, ", %s", extra_json);
     fputs("}\n", ll_out);
