@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("looplab: interrupted; every finished attempt is recorded", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing left to say
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="regenerate SCORES.* and MEMORY.* from the store")
     rep.add_argument("experiment", type=Path)
     rep.set_defaults(handler=_cmd_report)
+
+    new = sub.add_parser("new", help="create a runnable experiment NAME (experiment.toml, task, baseline, harness)")
+    new.add_argument("name")
+    new.add_argument("--lang", choices=["c", "python"], default="c")
+    new.add_argument("--dir", type=Path, default=Path("."), help="parent folder (default: here)")
+    new.set_defaults(handler=_cmd_new)
 
     ui = sub.add_parser("ui", help="a live, read-only web dashboard of one or several experiments")
     ui.add_argument("experiments", nargs="*", type=Path, metavar="EXPERIMENT_DIR")
@@ -185,6 +194,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"wrote {experiment.root / 'SCORES.md'}, {experiment.root / 'MEMORY.md'} and {html}")
+    return 0
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from looplab.scaffold import scaffold
+
+    root = scaffold(args.name, args.lang, args.dir)
+    ext = "c" if args.lang == "c" else "py"
+    print(f"created {root}\nnext: looplab eval {root} {root}/naive.{ext}")
     return 0
 
 

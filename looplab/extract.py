@@ -171,12 +171,13 @@ def _evolve_block_candidate(reply: str, incumbent: str) -> str:
         end_line_start = rest.rfind("\n", 0, rest.find(BLOCK_END)) + 1
         return before + BLOCK_START + rest[:start_line_end] + blocks[0] + rest[end_line_start:]
     candidate = with_markers[0]
-    if _outside_blocks(candidate) != _outside_blocks(incumbent):
+    if outside_evolve_blocks(candidate) != outside_evolve_blocks(incumbent):
         raise ExtractError("the reply changes code outside EVOLVE-BLOCK-START/END; edit only inside the markers")
     return candidate
 
 
-def _outside_blocks(src: str) -> str:
+def outside_evolve_blocks(src: str) -> str:
+    """The code outside EVOLVE-BLOCK markers, whitespace-trimmed: what a candidate must not change."""
     kept, inside = [], False
     for line in src.splitlines():
         if BLOCK_START in line:

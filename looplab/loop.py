@@ -14,7 +14,15 @@ from typing import Protocol
 from looplab import archive, memory, reflect, report, runs
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, UserError
-from looplab.extract import ExtractError, extract_candidate, next_ideas, normalize, source_hash
+from looplab.extract import (
+    BLOCK_START,
+    ExtractError,
+    extract_candidate,
+    next_ideas,
+    normalize,
+    outside_evolve_blocks,
+    source_hash,
+)
 from looplab.judge import judge
 from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
 from looplab.novelty import NoveltyIndex
@@ -153,6 +161,11 @@ async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplica
                      "propose something substantially different"}
     if duplicate and not judge_duplicates:
         return Assessment(Outcome.DUPLICATE, duplicate.pop("reason"), details=duplicate)
+    baseline = s.store.baseline()
+    if baseline is not None and baseline.source and BLOCK_START in baseline.source and \
+            outside_evolve_blocks(source) != outside_evolve_blocks(baseline.source):
+        return Assessment(Outcome.SCREEN_REJECTED, "changes code outside EVOLVE-BLOCK-START/END; edit only "
+                          "inside the markers", details={"rule": "evolve-block"})
     verdict = screen(source, language=experiment.language, policy=experiment.config.screen)
     if verdict is not None:
         return Assessment(verdict.outcome, verdict.reason, details={"rule": verdict.rule})
