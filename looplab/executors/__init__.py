@@ -3,7 +3,8 @@
     local   this machine (looplab.evaluate.Evaluator itself; the default)
     ray     a Ray cluster (looplab.executors.ray.RayExecutor; pip install 'looplab[ray]')
 
-judge() only calls evaluate() and reads direction, search_cases and holdout_cases, so either plugs in.
+judge() only calls build() and evaluate() and reads direction, search_cases and holdout_cases,
+so either plugs in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ class Executor(Protocol):
     def search_cases(self) -> list[str]: ...
     @property
     def holdout_cases(self) -> list[str]: ...
+
+    async def build(self, source: str) -> object:
+        """Compile ahead of timing (judge ignores the result); may do nothing where workers compile."""
+        ...
 
     async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
                        pin_cpu: int | None = None) -> Evaluation:

@@ -82,7 +82,7 @@ def connect(address: str | None = None) -> None:
 
 
 class RayExecutor:
-    """The Evaluator's interface (evaluate, direction, search/holdout cases), evaluated on Ray."""
+    """The Evaluator's interface (evaluate, build, direction, search/holdout cases), evaluated on Ray."""
 
     def __init__(self, experiment: Experiment, *, address: str | None = None,
                  resources: ResourcesConfig | None = None) -> None:
@@ -109,6 +109,9 @@ class RayExecutor:
     @property
     def holdout_cases(self) -> list[str]:
         return self._local.holdout_cases
+
+    async def build(self, source: str) -> None:
+        """Nothing to do here: each worker compiles before taking its node's timing lock (worker.py)."""
 
     async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
                        pin_cpu: int | None = None) -> Evaluation:
