@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 DEMO_EXPERIMENT ?= experiments/linear
 DEMO_ARGS ?= --model local --loop 3
 
-.PHONY: demo test setup system-deps browser lint clean
+.PHONY: demo test setup system-deps test-deps lint clean
 
 demo: setup
 	$(BIN)/looplab run $(DEMO_EXPERIMENT) $(DEMO_ARGS)
 
-test: setup browser
+test: setup test-deps
 	$(BIN)/ruff check looplab tests benchmarks
 	$(BIN)/python -m pytest -q
 
@@ -31,14 +31,18 @@ system-deps:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,local]'
+	$(BIN)/pip install -q -e '.[test,local,ray,postgres]'
 	touch $@
 
-# The dashboard tests drive a real headless Chromium (Debian's package; no browser downloads).
-browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "looplab: chromium not installed; the browser tests will be skipped"
+# Test-only services: a real headless Chromium for the dashboard, a real PostgreSQL for shared stores.
+test-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "looplab: not installed:$$missing; those tests will be skipped"; fi; \
+	fi
 
 lint:
 	$(BIN)/ruff check looplab tests benchmarks

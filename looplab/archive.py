@@ -137,7 +137,7 @@ def reset_live_state(experiment: Experiment) -> list[Path]:
     db = experiment.store_path
     done: list[Path] = []
     for path in [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"),
-                 *(root / n for n in LIVE_FILES), *(root / f"{n}.tmp" for n in LIVE_FILES)]:
+                 *(root / n for n in LIVE_FILES), *(p for n in LIVE_FILES for p in root.glob(f"{n}.*.tmp"))]:
         if path.is_file():
             path.unlink()
             done.append(path)

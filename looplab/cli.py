@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reflect-every", type=int, default=0, metavar="N",
                      help="every N attempts the model rewrites the memory's insights (costs one call)")
     run.add_argument("--seed", type=int, help="random seed of the strategy mix (default: fresh)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where builds, validation and timing run (ray: pip install 'looplab[ray]')")
+    run.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     run.set_defaults(handler=_cmd_run)
 
     seed = sub.add_parser("seed", help="reset the live state to the baseline (keeps git history and winners/)")
@@ -88,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("experiment", type=Path)
     exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
     exp.set_defaults(handler=_cmd_export_replies)
+    for command in (run, seed, status, ev, rep, exp):
+        command.add_argument("--store", metavar="URL", help="store URL, e.g. postgresql://host/db "
+                             "(default: $LOOPLAB_STORE, else EXPERIMENT/.looplab/looplab.db)")
     return p
 
 
@@ -112,7 +118,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     provider = provider_from_spec(spec, base_url=args.base_url)
     options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=args.max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
-                         reflect_every=max(0, args.reflect_every), seed=args.seed)
+                         reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
+                         executor=args.executor, ray_address=args.ray_address)
     progress = make_progress(experiment=experiment, budget_usd=args.budget_usd)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
                   f"{args.loop} attempts")
@@ -121,7 +128,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     print(f"stopped: {summary.stopped_because}")
-    _print_status(experiment)
+    _print_status(experiment, args.store)
     return 0
 
 
@@ -131,18 +138,20 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     from looplab.experiment import load_experiment
     from looplab.loop import ensure_baseline
     from looplab.report import write_all
-    from looplab.store import Store
+    from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
     source = find_winner(experiment, args.from_winner).read_text() if args.from_winner else None
     reset_live_state(experiment)
-    if source is not None:
-        store = Store(experiment.store_path)
-        try:
+    store = open_store(experiment, args.store)
+    try:
+        store.reset()  # a shared (PostgreSQL) store is not a file that reset_live_state can delete
+        if source is not None:
             asyncio.run(ensure_baseline(experiment, store, Evaluator(experiment), source=source))
             write_all(store, experiment)
-        finally:
-            store.close()
+    finally:
+        store.close()
+    if source is not None:
         print(f"seeded {experiment.name} from winner {args.from_winner}")
     else:
         print(f"seeded {experiment.name} from the baseline {experiment.config.target.baseline}")
@@ -154,9 +163,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment)
     if args.json:
-        print(json.dumps(_status(experiment), indent=2))
+        print(json.dumps(_status(experiment, args.store), indent=2))
     else:
-        _print_status(experiment)
+        _print_status(experiment, args.store)
     return 0
 
 
@@ -167,7 +176,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)
     if not args.candidate.is_file():
         raise UserError(f"{args.candidate}: no such candidate file (fix: pass the path of a source file)")
-    verdict = asyncio.run(evaluate_file(experiment, args.candidate.read_text()))
+    verdict = asyncio.run(evaluate_file(experiment, args.candidate.read_text(), args.store))
     if args.json:
         print(json.dumps(verdict, indent=2))
     else:
@@ -184,10 +193,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from looplab.experiment import load_experiment
     from looplab.html_report import write_html_report
     from looplab.report import write_all
-    from looplab.store import Store
+    from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
-    store = Store(experiment.store_path)
+    store = open_store(experiment, args.store)
     try:
         write_all(store, experiment)
         html = write_html_report(store, experiment)
@@ -216,11 +225,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 def _cmd_export_replies(args: argparse.Namespace) -> int:
     from looplab.experiment import load_experiment
     from looplab.models.replay import write_replies
-    from looplab.store import Store
+    from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
     out = args.output or experiment.root / "replies.jsonl"
-    store = Store(experiment.store_path)
+    store = open_store(experiment, args.store)
     try:
         count = write_replies(out, store.replies())
     finally:
@@ -232,12 +241,12 @@ def _cmd_export_replies(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- status
 
 
-def _status(experiment) -> dict:
+def _status(experiment, store_url: str | None = None) -> dict:
     from looplab.report import status_dict
     from looplab.sandbox import protection
-    from looplab.store import Store
+    from looplab.store import open_store
 
-    store = Store(experiment.store_path)
+    store = open_store(experiment, store_url)
     try:
         status = status_dict(store, experiment)
     finally:
@@ -246,8 +255,8 @@ def _status(experiment) -> dict:
     return status
 
 
-def _print_status(experiment) -> None:
-    s = _status(experiment)
+def _print_status(experiment, store_url: str | None = None) -> None:
+    s = _status(experiment, store_url)
     best, usage = s["best"], s["usage"]
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())) or "none yet"
     speed = f"x{best['speedup']:.3f}" if best.get("speedup") else "n/a"

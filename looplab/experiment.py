@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from looplab.executors.resources import ResourcesConfig
+
 
 class UserError(Exception):
     """A problem the user can fix; the CLI prints it as one line and exits with code 2."""
@@ -117,6 +119,7 @@ class ExperimentConfig(_Section):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)  # per evaluation, on a cluster
 
     @field_validator("ideas")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from looplab import archive, memory, reflect, report, runs
 from looplab.evaluate import Evaluator
+from looplab.executors import Executor, make_executor
 from looplab.experiment import Experiment, UserError
 from looplab.extract import (
     BLOCK_START,
@@ -31,7 +32,7 @@ from looplab.prompt import Failure, Parent, PromptContext, render_markdown, rend
 from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
 from looplab.stats import aggregate_metric
-from looplab.store import AttemptRow, Store
+from looplab.store import AttemptRow, Store, open_store
 
 FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
             Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
@@ -50,6 +51,9 @@ class RunOptions:
     workers: int = 1  # attempts in flight at once
     reflect_every: int = 0  # a reflection call after every N attempts; 0 = never
     seed: int | None = None  # for the strategy mix; None = fresh each run
+    store: str | None = None  # store URL (postgresql://...); None: $LOOPLAB_STORE or the SQLite file
+    executor: str = "local"  # where evaluations run: "local" or "ray"
+    ray_address: str | None = None
 
 
 class Progress(Protocol):
@@ -66,12 +70,11 @@ class Search:
 
     experiment: Experiment
     store: Store
-    evaluator: Evaluator
+    evaluator: Executor
     provider: ModelProvider
     options: RunOptions
     novelty: NoveltyIndex
     rng: random.Random
-    accept_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -133,7 +136,7 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> Atte
     #    incumbent while this one was judged, judge again against the new one before keeping it.
     if assessment.outcome not in (Outcome.ACCEPTED, Outcome.SPECIALIST):
         return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None)
-    async with s.accept_lock:
+    async with store.acceptance_lock():  # across coroutines, processes and machines
         current = store.incumbent()
         if current is not None and current.id != incumbent.id:
             assessment = await assess(s, candidate.source, current)
@@ -217,11 +220,11 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
 
 async def run_search(experiment: Experiment, provider: ModelProvider, options: RunOptions,
                      progress: Progress) -> RunSummary:
-    store = Store(experiment.store_path)
+    store = open_store(experiment, options.store)
     try:
         for attempt_id in store.mark_interrupted():
             progress.note(f"attempt {attempt_id} did not finish last time; recorded as interrupted")
-        evaluator = Evaluator(experiment)
+        evaluator = make_executor(experiment, options.executor, ray_address=options.ray_address)
         await ensure_baseline(experiment, store, evaluator, progress)
         report.write_all(store, experiment)
         s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
@@ -295,12 +298,18 @@ def _budget_stop(store: Store, options: RunOptions) -> str:
     return ""
 
 
-async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Evaluator,
+async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Executor,
                           progress: Progress | None = None, source: str | None = None) -> AttemptRow:
     """Attempt 0: evaluate the seed once (search and holdout cases). A broken seed is a user error."""
     existing = store.baseline()
     if existing is not None:
         return existing
+    async with store.acceptance_lock():  # loops starting together measure the baseline once
+        return store.baseline() or await _record_baseline(experiment, store, evaluator, progress, source)
+
+
+async def _record_baseline(experiment: Experiment, store: Store, evaluator: Executor,
+                           progress: Progress | None, source: str | None) -> AttemptRow:
     source = source if source is not None else experiment.baseline_source
     if progress:
         progress.note(f"evaluating the baseline {experiment.config.target.baseline} ...")
@@ -393,7 +402,9 @@ def _earlier_same(experiment: Experiment, store: Store, source: str, incumbent: 
         if row is not None and row.source is not None and normalize(row.source, language) == normalize(source, language):
             return row.id
     found = store.find_by_hash(source_hash(source, language))
-    return found.id if found is not None else None
+    if found is None or found.outcome in (Outcome.INFRA_ERROR, Outcome.INTERRUPTED):
+        return None  # the machinery failed, not the candidate: it deserves another try
+    return found.id
 
 
 def _commit_message(experiment: Experiment, attempt_id: int, assessment: Assessment, strategy: str) -> str:
@@ -406,9 +417,9 @@ def _commit_message(experiment: Experiment, attempt_id: int, assessment: Assessm
 # ---------------------------------------------------------------- `looplab eval`
 
 
-async def evaluate_file(experiment: Experiment, source: str) -> dict:
+async def evaluate_file(experiment: Experiment, source: str, store_url: str | None = None) -> dict:
     """Judge one candidate source against the incumbent exactly as `run` would, without recording it."""
-    store = Store(experiment.store_path)
+    store = open_store(experiment, store_url)
     try:
         evaluator = Evaluator(experiment)
         await ensure_baseline(experiment, store, evaluator)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # several loops may write at once
     tmp.write_text(text)
     os.replace(tmp, path)  # readers never see a half-written file
 
