@@ -20,6 +20,7 @@ from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.store import AttemptRow, Store
 
+WINDOW = 400  # failures and ideas come from this many latest attempts; winners from all
 MESSAGE_CHARS = 200  # one representative message per failure cluster
 LINE_CHARS = 300  # any single markdown line
 DEFAULT_MD_CHARS = 4000  # MEMORY.md bound when the experiment sets prompt.memory_chars = 0
@@ -186,11 +187,16 @@ def _unexplored(rows: list[AttemptRow], experiment: Experiment, scrub) -> list[d
     return out
 
 
-def build_memory(store: Store, experiment: Experiment) -> dict:
-    """worked / failing / unexplored, from every attempt in the store."""
+def build_memory(store: Store, experiment: Experiment, window: int = WINDOW) -> dict:
+    """worked (every winner) / failing and unexplored (the latest `window` attempts), from the store.
+
+    The window keeps the per-attempt cost flat however long the search runs.
+    """
     holdout = set(experiment.holdout_cases)
     scrub = _scrubber(holdout)
-    rows = [r for r in store.attempts() if r.outcome is not None]
+    recent = [r for r in reversed(store.attempts(limit=window, newest_first=True)) if r.outcome is not None]
+    seen = {r.id for r in recent}
+    rows = sorted([*recent, *(w for w in store.winners() if w.id not in seen)], key=lambda r: r.id)
     return {
         "worked": _worked(rows, holdout, scrub),
         "failing": _failing(rows, holdout, scrub),

@@ -154,9 +154,12 @@ def test_markdown_bound_after_500_attempts(store: Store, exp: Experiment) -> Non
             dec = Decision(outcome=Outcome.SPECIALIST, reason="best on one", speedup=0.99, ci_low=0.9,
                            ci_high=1.1, best_cases=["n96"])
             _finish(store, Outcome.SPECIALIST, strategy=f"specialist {i} " + "x" * 400, decision=dec)
-    memory = build_memory(store, exp)
+    memory = build_memory(store, exp, window=1000)
     assert sum(f["count"] for f in memory["failing"]) == 400
     assert len(memory["worked"]) == 100
+    # A window bounds the work: failures from the latest attempts only, but every winner.
+    recent = build_memory(store, exp, window=100)
+    assert sum(f["count"] for f in recent["failing"]) == 80 and len(recent["worked"]) == 100
     for limit in (0, 10, 60, 300, 1000, 4000):
         md = render_memory_md(memory, limit)
         assert len(md) <= limit
