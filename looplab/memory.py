@@ -194,7 +194,7 @@ def build_memory(store: Store, experiment: Experiment, window: int = WINDOW) -> 
     """
     holdout = set(experiment.holdout_cases)
     scrub = _scrubber(holdout)
-    recent = [r for r in reversed(store.attempts(limit=window, newest_first=True)) if r.outcome is not None]
+    recent = [r for r in reversed(store.attempts(limit=window, newest_first=True, light=True)) if r.outcome is not None]
     seen = {r.id for r in recent}
     rows = sorted([*recent, *(w for w in store.winners() if w.id not in seen)], key=lambda r: r.id)
     return {

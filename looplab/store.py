@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Any
 from looplab.records import Decision, Evaluation, Outcome, Usage
 from looplab.store_lock import AcceptanceLock, CrossProcessLock, FileLock
 from looplab.store_owner import is_dead, this_process
-from looplab.store_schema import LOG_CHARS, MIGRATIONS, SELECT_ATTEMPTS, AttemptRow, attempt_row, split_sql
+from looplab.store_schema import (
+    LOG_CHARS,
+    MIGRATIONS,
+    SELECT_ATTEMPTS,
+    SELECT_ATTEMPTS_LIGHT,
+    AttemptRow,
+    attempt_row,
+    split_sql,
+)
 
 if TYPE_CHECKING:
     from looplab.experiment import Experiment
@@ -259,8 +267,11 @@ class Store:
         return rows[0] if rows else None
 
     def attempts(self, *, outcomes: list[Outcome] | None = None, limit: int | None = None,
-                 newest_first: bool = False) -> list[AttemptRow]:
-        """Finished and in-flight attempts, id order (or newest first), optionally filtered by outcome."""
+                 newest_first: bool = False, light: bool = False) -> list[AttemptRow]:
+        """Finished and in-flight attempts, id order (or newest first), optionally filtered by outcome.
+
+        light: without the candidate's source (cheaper, for summaries).
+        """
         where, params = "", []
         if outcomes is not None:
             where = f"WHERE a.outcome IN ({','.join('?' * len(outcomes))})" if outcomes else "WHERE 1 = 0"
@@ -269,7 +280,7 @@ class Store:
         if limit is not None:
             order += " LIMIT ?"
             params.append(int(limit))
-        return self._query(where + order, tuple(params))
+        return self._query(where + order, tuple(params), light=light)
 
     def baseline(self) -> AttemptRow | None:
         rows = self._query("WHERE a.outcome = ?", (Outcome.BASELINE.value,))
@@ -304,9 +315,10 @@ class Store:
         rows = self._query("WHERE a.source_hash = ? ORDER BY a.id LIMIT 1", (source_hash,))
         return rows[0] if rows else None
 
-    def _query(self, tail: str, params: tuple = ()) -> list[AttemptRow]:
+    def _query(self, tail: str, params: tuple = (), light: bool = False) -> list[AttemptRow]:
+        select = SELECT_ATTEMPTS_LIGHT if light else SELECT_ATTEMPTS
         with self._lock:
-            return [attempt_row(r) for r in self._execute(SELECT_ATTEMPTS + tail, params).fetchall()]
+            return [attempt_row(r) for r in self._execute(select + tail, params).fetchall()]
 
     # --- model calls and cost ---
     def record_call(self, *, attempt_id: int | None, model: str, kind: str, usage: Usage,

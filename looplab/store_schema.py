@@ -78,17 +78,19 @@ LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compil
 # Per-attempt usage; a call with tokens but no price makes the attempt's cost unknown.
 SELECT_ATTEMPTS = """
 SELECT a.*,
-       COALESCE(u.prompt_tokens, 0) AS u_prompt, COALESCE(u.completion_tokens, 0) AS u_completion,
-       COALESCE(u.cached_tokens, 0) AS u_cached, COALESCE(u.cost, 0.0) AS u_cost,
-       COALESCE(u.unknown, 0) AS u_unknown
-FROM attempts a LEFT JOIN (
-    SELECT attempt_id, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-           SUM(cached_tokens) AS cached_tokens, SUM(cost_usd) AS cost,
-           SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 THEN 1 ELSE 0 END)
-               AS unknown
-    FROM calls WHERE attempt_id IS NOT NULL GROUP BY attempt_id
-) u ON u.attempt_id = a.id
+       COALESCE((SELECT SUM(c.prompt_tokens) FROM calls c WHERE c.attempt_id = a.id), 0) AS u_prompt,
+       COALESCE((SELECT SUM(c.completion_tokens) FROM calls c WHERE c.attempt_id = a.id), 0) AS u_completion,
+       COALESCE((SELECT SUM(c.cached_tokens) FROM calls c WHERE c.attempt_id = a.id), 0) AS u_cached,
+       COALESCE((SELECT SUM(c.cost_usd) FROM calls c WHERE c.attempt_id = a.id), 0.0) AS u_cost,
+       (SELECT COUNT(*) FROM calls c WHERE c.attempt_id = a.id AND c.cost_usd IS NULL
+            AND c.prompt_tokens + c.completion_tokens > 0) AS u_unknown
+FROM attempts a
 """
+# The same rows without the candidate's source: for summaries like memory.
+SELECT_ATTEMPTS_LIGHT = SELECT_ATTEMPTS.replace("SELECT a.*,", """SELECT a.id, a.started_at, a.ended_at, a.model,
+       a.outcome, a.reason, NULL AS source, a.source_hash, a.strategy, a.tags, a.cases, a.decision, a.metric,
+       a.speedup, a.ci_low, a.ci_high, a.commit_hash, a.parent_id, a.details, a.owner_host, a.owner_pid,
+       a.owner_token,""")
 
 
 @dataclass
