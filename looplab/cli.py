@@ -171,7 +171,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from looplab.experiment import UserError, load_experiment
-    from looplab.loop import evaluate_file
+    from looplab.check import evaluate_file
 
     experiment = load_experiment(args.experiment)
     if not args.candidate.is_file():

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from looplab import archive, memory, reflect, report, runs
-from looplab.evaluate import Evaluator
+from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
 from looplab.executors import Executor, make_executor
 from looplab.experiment import Experiment, UserError
 from looplab.extract import (
@@ -27,17 +29,12 @@ from looplab.extract import (
 from looplab.judge import judge
 from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
 from looplab.novelty import NoveltyIndex
-from looplab.parents import Plan, SearchView, choose_plan
-from looplab.prompt import Failure, Parent, PromptContext, render_markdown, render_prompt
+from looplab.parents import Plan, choose_plan
+from looplab.prompt import render_markdown, render_prompt
 from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
 from looplab.stats import aggregate_metric
 from looplab.store import AttemptRow, Store, open_store
-
-FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
-            Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
-EVALUATED = (Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT,
-             Outcome.TIMEOUT, Outcome.CRASH, Outcome.BASELINE)
 
 
 @dataclass
@@ -47,7 +44,7 @@ class RunOptions:
     max_tokens: int | None = None
     budget_usd: float | None = None
     model_timeout_s: float = 600.0
-    max_model_errors: int = 5  # consecutive provider failures before the run stops
+    max_model_errors: int = 5  # consecutive model or infrastructure failures before the run stops
     workers: int = 1  # attempts in flight at once
     reflect_every: int = 0  # a reflection call after every N attempts; 0 = never
     seed: int | None = None  # for the strategy mix; None = fresh each run
@@ -256,9 +253,11 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                     state["stop"] = "the replay file has no more replies"
                     return
                 done.append(row.id)
-                state["model_errors"] = state["model_errors"] + 1 if row.outcome == Outcome.MODEL_ERROR else 0
+                broken = row.outcome in (Outcome.MODEL_ERROR, Outcome.INFRA_ERROR)
+                state["model_errors"] = state["model_errors"] + 1 if broken else 0
                 if state["model_errors"] >= options.max_model_errors:
-                    state["stop"] = f"{state['model_errors']} model calls in a row failed; last: {row.reason}"
+                    state["stop"] = f"{state['model_errors']} attempts in a row failed outside the candidate; " \
+                                    f"last: {row.reason}"
                 if options.reflect_every and len(done) % options.reflect_every == 0:
                     await reflect.reflect(s.experiment, s.store, s.provider, timeout_s=options.model_timeout_s)
                 if row.outcome != Outcome.DUPLICATE:  # a duplicate does not use up the slot: ask again
@@ -269,7 +268,7 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
 
 
 async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow | None:
-    mem = memory.build_memory(s.store, s.experiment)  # once per attempt: it scans the whole store
+    mem = memory.build_memory(s.store, s.experiment)  # once per attempt, shared by plan and prompt
     plan = choose_plan(search_view(s.store, s.experiment, mem), s.experiment.config.search, s.rng)
     attempt_id = s.store.begin_attempt(
         model=s.provider.name, parent_id=plan.parent_id if plan.parents else s.store.incumbent().id,
@@ -279,10 +278,17 @@ async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow 
         row = await run_attempt(s, attempt_id, plan, mem)
     except RepliesExhausted:
         s.store.discard_attempt(attempt_id)
+        shutil.rmtree(runs.attempt_dir(s.experiment, attempt_id), ignore_errors=True)
         return None
     except (asyncio.CancelledError, KeyboardInterrupt):
         finish(s, attempt_id, Assessment(Outcome.INTERRUPTED, "stopped by the user"))
         raise
+    except UserError as e:  # e.g. a git hook refused the winner's commit: record, then stop the run
+        finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, str(e)))
+        raise
+    except Exception as e:  # a fault of looplab or the machine, never of the candidate: record it, go on
+        runs.write(runs.attempt_dir(s.experiment, attempt_id), "error.txt", traceback.format_exc())
+        row = finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, f"{type(e).__name__}: {e} (see runs/ error.txt)"))
     progress.finished(row)
     return row
 
@@ -325,76 +331,6 @@ async def _record_baseline(experiment: Experiment, store: Store, evaluator: Exec
     return baseline
 
 
-# ---------------------------------------------------------------- what the next prompt sees
-
-
-def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
-    incumbent = store.incumbent()
-    assert incumbent is not None
-    newest = store.attempts(limit=1, newest_first=True)
-    since = max(0, newest[0].id - incumbent.id) if newest else 0  # attempts begun since the last acceptance
-    return SearchView(incumbent, specialists(store, experiment, incumbent),
-                      [u["idea"] for u in mem["unexplored"]], since)
-
-
-def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan,
-                   mem: dict) -> PromptContext:
-    cfg = experiment.config.prompt
-    recent = store.attempts(outcomes=FAILURES, limit=cfg.failures_shown, newest_first=True)
-    memory_md = memory.render_memory_md(mem, cfg.memory_chars)
-    return PromptContext(
-        incumbent=incumbent.source or "",
-        incumbent_speedup=_speedup_label(store, experiment, incumbent),
-        memory=memory_md,
-        failures=[Failure(r.id, r.outcome.value if r.outcome else "", experiment.hide_holdout(r.reason)[:300])
-                  for r in recent],
-        parents=[Parent(p.id, p.source or "", p.strategy) for p in plan.parents],
-        direction=plan.direction,
-    )
-
-
-def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:
-    """Best median per case among the baseline and all winners (the per-case Pareto front)."""
-    return {name: value for name, (value, _) in _case_leaders(store, experiment).items()}
-
-
-def specialists(store: Store, experiment: Experiment, incumbent: AttemptRow) -> list[AttemptRow]:
-    """Winners (not the incumbent) holding the best median on at least one search case."""
-    leaders = {row_id for name, (_, row_id) in _case_leaders(store, experiment).items()
-               if name not in experiment.holdout_cases}
-    return [w for w in store.winners() if w.id in leaders and w.id != incumbent.id]
-
-
-def _case_leaders(store: Store, experiment: Experiment) -> dict[str, tuple[float, int]]:
-    minimize = experiment.config.objective.direction == "minimize"
-    best: dict[str, tuple[float, int]] = {}
-    for row in [r for r in [store.baseline(), *store.winners()] if r is not None]:
-        for name, case in row.cases.items():
-            if case.ok and case.median is not None:
-                held = best.get(name)
-                if held is None or (case.median < held[0] if minimize else case.median > held[0]):
-                    best[name] = (case.median, row.id)
-    return best
-
-
-def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
-    index = NoveltyIndex(experiment.language, experiment.config.search.near_duplicate)
-    for row in store.attempts(outcomes=list(EVALUATED)):
-        if row.source:
-            index.add(row.id, row.source)
-    return index
-
-
-def _speedup_label(store: Store, experiment: Experiment, incumbent: AttemptRow) -> str:
-    baseline = store.baseline()
-    if baseline is None or incumbent.id == 0 or not baseline.metric or not incumbent.metric:
-        return ""
-    ratio = baseline.metric / incumbent.metric
-    if experiment.config.objective.direction == "maximize":
-        ratio = 1 / ratio
-    return f"x{ratio:.2f}"
-
-
 def _earlier_same(experiment: Experiment, store: Store, source: str, incumbent: AttemptRow) -> int | None:
     """Id of the incumbent, the baseline or an earlier attempt holding the same normalised program."""
     language = experiment.language
@@ -412,47 +348,3 @@ def _commit_message(experiment: Experiment, attempt_id: int, assessment: Assessm
     win = f"x{d.speedup:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}]" if d and d.speedup and d.ci_low and d.ci_high else ""
     kind = "specialist" if assessment.outcome == Outcome.SPECIALIST else "new best"
     return f"looplab: {experiment.name} attempt {attempt_id}: {kind} {win} {strategy}".strip()
-
-
-# ---------------------------------------------------------------- `looplab eval`
-
-
-async def evaluate_file(experiment: Experiment, source: str, store_url: str | None = None) -> dict:
-    """Judge one candidate source against the incumbent exactly as `run` would, without recording it."""
-    store = open_store(experiment, store_url)
-    try:
-        evaluator = Evaluator(experiment)
-        await ensure_baseline(experiment, store, evaluator)
-        incumbent = store.incumbent()
-        assert incumbent is not None
-        s = Search(experiment, store, evaluator, _NoModel(), RunOptions(loop=0),
-                   novelty_index(store, experiment), random.Random(0))
-        a = await assess(s, source, incumbent, judge_duplicates=True)
-    finally:
-        store.close()
-    d = a.decision
-    cases = a.evaluation.cases if a.evaluation else {}
-    return {
-        "ok": bool(a.evaluation and a.evaluation.ok),
-        "category": a.outcome.value,
-        "reason": a.reason,
-        "speedup": d.speedup if d else None,
-        "ci": [d.ci_low, d.ci_high] if d and d.ci_low is not None else None,
-        "rounds": d.rounds if d else 0,
-        "unit": experiment.config.objective.unit,
-        "cases": {name: {"ok": c.ok, "median": c.median, "error": c.error, "metrics": c.metrics,
-                         "speedup": d.cases[name].speedup if d and name in d.cases else None}
-                  for name, c in cases.items()},
-        "holdout_ok": a.details.get("holdout_ok"),
-        "holdout_speedup": a.details.get("holdout_speedup"),
-        "incumbent": incumbent.id,
-    }
-
-
-class _NoModel:
-    """`eval` judges a file; no model is involved."""
-
-    name = "none"
-
-    async def complete(self, *args, **kwargs):
-        raise ModelError("no model in `looplab eval`")

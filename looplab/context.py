@@ -1,0 +1,83 @@
+"""What the next attempt sees: the search view for parent selection and the prompt's context."""
+
+from __future__ import annotations
+
+from looplab import memory
+from looplab.experiment import Experiment
+from looplab.novelty import NoveltyIndex
+from looplab.parents import Plan, SearchView
+from looplab.prompt import Failure, Parent, PromptContext
+from looplab.records import Outcome
+from looplab.store import AttemptRow, Store
+
+FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
+            Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
+EVALUATED = (Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT,
+             Outcome.TIMEOUT, Outcome.CRASH, Outcome.BASELINE)
+
+
+def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
+    incumbent = store.incumbent()
+    assert incumbent is not None
+    newest = store.attempts(limit=1, newest_first=True)
+    since = max(0, newest[0].id - incumbent.id) if newest else 0  # attempts begun since the last acceptance
+    return SearchView(incumbent, specialists(store, experiment, incumbent),
+                      [u["idea"] for u in mem["unexplored"]], since)
+
+
+def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan,
+                   mem: dict) -> PromptContext:
+    cfg = experiment.config.prompt
+    recent = store.attempts(outcomes=FAILURES, limit=cfg.failures_shown, newest_first=True)
+    memory_md = memory.render_memory_md(mem, cfg.memory_chars)
+    return PromptContext(
+        incumbent=incumbent.source or "",
+        incumbent_speedup=speedup_label(store, experiment, incumbent),
+        memory=memory_md,
+        failures=[Failure(r.id, r.outcome.value if r.outcome else "", experiment.hide_holdout(r.reason)[:300])
+                  for r in recent],
+        parents=[Parent(p.id, p.source or "", p.strategy) for p in plan.parents],
+        direction=plan.direction,
+    )
+
+
+def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:
+    """Best median per case among the baseline and all winners (the per-case Pareto front)."""
+    return {name: value for name, (value, _) in _case_leaders(store, experiment).items()}
+
+
+def specialists(store: Store, experiment: Experiment, incumbent: AttemptRow) -> list[AttemptRow]:
+    """Winners (not the incumbent) holding the best median on at least one search case."""
+    leaders = {row_id for name, (_, row_id) in _case_leaders(store, experiment).items()
+               if name not in experiment.holdout_cases}
+    return [w for w in store.winners() if w.id in leaders and w.id != incumbent.id]
+
+
+def _case_leaders(store: Store, experiment: Experiment) -> dict[str, tuple[float, int]]:
+    minimize = experiment.config.objective.direction == "minimize"
+    best: dict[str, tuple[float, int]] = {}
+    for row in [r for r in [store.baseline(), *store.winners()] if r is not None]:
+        for name, case in row.cases.items():
+            if case.ok and case.median is not None:
+                held = best.get(name)
+                if held is None or (case.median < held[0] if minimize else case.median > held[0]):
+                    best[name] = (case.median, row.id)
+    return best
+
+
+def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
+    index = NoveltyIndex(experiment.language, experiment.config.search.near_duplicate)
+    for row in store.attempts(outcomes=list(EVALUATED)):
+        if row.source:
+            index.add(row.id, row.source)
+    return index
+
+
+def speedup_label(store: Store, experiment: Experiment, incumbent: AttemptRow) -> str:
+    baseline = store.baseline()
+    if baseline is None or incumbent.id == 0 or not baseline.metric or not incumbent.metric:
+        return ""
+    ratio = baseline.metric / incumbent.metric
+    if experiment.config.objective.direction == "maximize":
+        ratio = 1 / ratio
+    return f"x{ratio:.2f}"
