@@ -76,3 +76,30 @@ def test_workers_run_attempts_concurrently_and_record_all(exp, tmp_path):
     # Sequential requests are spaced by >= the 2 s model delay; concurrent ones arrive together.
     assert elapsed[1] >= 3 * 2.0
     assert elapsed[4] < elapsed[1] / 2
+
+
+def test_a_fault_of_the_machinery_is_recorded_as_infra_error_and_stops_the_run(exp, tmp_path, monkeypatch):
+    import asyncio
+
+    from looplab import loop
+    from looplab.experiment import load_experiment
+    from looplab.loop import RunOptions, run_search
+    from looplab.models import provider_from_spec
+    from looplab.progress import LineProgress
+
+    async def broken_judge(*args, **kwargs):
+        raise OSError("disk vanished")
+
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"content": reply(f"v{k}", variant(k))}) + "\n" for k in range(2, 12)))
+    experiment = load_experiment(exp)
+    # The baseline is measured by the real evaluator first; the fault hits the attempts.
+    asyncio.run(run_search(experiment, provider_from_spec(f"replay:{path}"), RunOptions(loop=0), LineProgress()))
+    monkeypatch.setattr(loop, "judge", broken_judge)
+    summary = asyncio.run(run_search(experiment, provider_from_spec(f"replay:{path}"),
+                                     RunOptions(loop=10, max_model_errors=3), LineProgress()))
+    assert "3 attempts in a row failed outside the candidate" in summary.stopped_because
+    assert summary.attempts == [1, 2, 3]
+    result = json.loads((exp / "runs" / "0001" / "result.json").read_text())
+    assert result["outcome"] == "infra_error" and "disk vanished" in result["reason"]
+    assert "OSError" in (exp / "runs" / "0001" / "error.txt").read_text()
