@@ -20,8 +20,9 @@ from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
 
+# Written by looplab itself, so not something a build depends on.
 _GENERATED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
-              "MEMORY.md", "MEMORY.json"}
+              "MEMORY.md", "MEMORY.json", "report.html"}
 _CTOR_SECTIONS = (".init_array", ".fini_array", ".ctors", ".dtors", ".preinit_array")
 _COMPILERS = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
 _FLAG_PREFIXES = ("-I", "-D", "-U", "-std=", "-f", "-m", "-O")
@@ -48,7 +49,8 @@ def experiment_fingerprint(exp: Experiment) -> str:
         dirnames[:] = sorted(d for d in dirnames if d not in _GENERATED)
         for name in sorted(filenames):
             p = Path(dirpath, name)
-            if name in _GENERATED or p.suffix == ".pyc" or p.stat().st_size > 1 << 20:
+            if (name in _GENERATED or name.startswith("incumbent.") or p.suffix in (".pyc", ".tmp")
+                    or p.stat().st_size > 1 << 20):
                 continue
             h.update(str(p.relative_to(exp.root)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()

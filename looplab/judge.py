@@ -71,10 +71,15 @@ def _series(store: dict[str, list[list[float]]], cases: list[str], rounds: int) 
 async def time_interleaved(evaluator: Evaluator, candidate_source: str, incumbent_source: str,
                            cases: list[str], *, looks: list[int], confidence: float, min_gain: float,
                            sequential: bool = True) -> Timing:
-    """A B B A A B ... rounds under the timing lock; stops at a look once the decision is clear."""
+    """A B B A A B ... rounds under the timing lock; stops at a look once the decision is clear.
+
+    sequential=False runs all of looks[-1] rounds and decides once (used for holdout cases).
+    """
     direction = evaluator.direction
     conf = decision_confidence(confidence, len(looks))
     t = Timing()
+    for source in (candidate_source, incumbent_source):  # build outside the lock: it is not timing
+        await evaluator.build(source)
     async with timing_lock():
         cpu = timing_cpu()
         for r in range(looks[-1]):
@@ -90,13 +95,13 @@ async def time_interleaved(evaluator: Evaluator, candidate_source: str, incumben
                     store.setdefault(case, []).append(samples)
             t.rounds = r + 1
             if t.rounds in looks and (sequential or t.rounds == looks[-1]):
-                names = cases or sorted(t.candidate)
+                names = cases or sorted(set(t.candidate) & set(t.incumbent))
                 t.status, t.estimate, t.low, t.high = paired_decision(
                     _series(t.candidate, names, t.rounds), _series(t.incumbent, names, t.rounds),
                     confidence=conf, min_gain=min_gain, direction=direction)
                 if t.status != "inconclusive":
                     break
-    names = cases or sorted(t.candidate)
+    names = cases or sorted(set(t.candidate) & set(t.incumbent))
     t.round_gains = log_gains(_series(t.candidate, names, t.rounds), _series(t.incumbent, names, t.rounds), direction)
     return t
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looplab.records import CaseResult, Outcome
+from looplab.sandbox import scrub_secrets
 
 _KNOWN_KEYS = {"case", "ok", "samples_us", "samples", "score", "error", "nonce", "metrics"}
 
@@ -66,9 +67,12 @@ def read_results(stdout: str, cases: list[str], *, nonce: str | None = None,
         metrics = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
         if isinstance(obj.get("metrics"), dict):
             metrics.update(obj["metrics"])
+        # Whatever the process printed may be stored and shown to the model: no secrets in it.
+        metrics = {k: scrub_secrets(v) if isinstance(v, str) else v for k, v in metrics.items()}
         error = obj.get("error")
         out.results[case] = CaseResult(case=case, ok=ok, samples=samples if ok else [],
-                                       error=None if error is None else str(error)[:500], metrics=metrics)
+                                       error=None if error is None else scrub_secrets(str(error)[:500]),
+                                       metrics=metrics)
         if not ok:
             continue
         if not samples:

@@ -288,13 +288,31 @@ def _limit_hit(sig: int | None, truncated: bool, stderr: str) -> str | None:
     return None
 
 
-async def _drain(stream: asyncio.StreamReader, buf: bytearray, cap: int, flood: asyncio.Event) -> None:
-    while chunk := await stream.read(65536):
+def _start_reader(fd: int, buf: bytearray, cap: int, flood: asyncio.Event) -> asyncio.Future:
+    """Read fd until EOF, keeping at most cap bytes (beyond that: flood, and the rest is discarded)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(fd)
+            if not done.done():
+                done.set_result(None)
+            return
         room = cap - len(buf)
-        buf += chunk[:max(room, 0)]
+        buf.extend(chunk[:max(room, 0)])
         if len(chunk) > room:
             flood.set()
-            return
+
+    loop.add_reader(fd, readable)
+    return done
 
 
 async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path], timeout_s: float,
@@ -323,31 +341,43 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
         env = scrubbed_env(workdir, str(workdir))
     cap = limits.output_kb * 1024
     out, err, flood = bytearray(), bytearray(), asyncio.Event()
+    # Our own pipes, not asyncio's: wait() then returns when the process ends even if something it
+    # left behind still holds the pipes (Python 3.11 waits for the pipes too).
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *full, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env, start_new_session=True)
-    readers = [asyncio.create_task(_drain(proc.stdout, out, cap, flood)),
-               asyncio.create_task(_drain(proc.stderr, err, cap, flood))]
-    waiter = asyncio.create_task(proc.wait())
-    flooded = asyncio.create_task(flood.wait())
     try:
-        done, _ = await asyncio.wait({waiter, flooded}, timeout=timeout_s,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        proc = await asyncio.create_subprocess_exec(
+            *full, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=workdir, env=env,
+            start_new_session=True)
+    except OSError as e:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        return SandboxResult(None, "", "", False, 0.0, None, False, None, infra_error=f"cannot start: {e}")
+    os.close(out_w)
+    os.close(err_w)
+    loop = asyncio.get_running_loop()
+    readers = [_start_reader(out_r, out, cap, flood), _start_reader(err_r, err, cap, flood)]
+    try:
+        waiter = asyncio.create_task(proc.wait())
+        flooded = asyncio.create_task(flood.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, flooded}, timeout=timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Whatever happened, nothing the command started outlives it.
+            _kill_group(proc.pid)
+            if uid >= 0:
+                _kill_uid(uid)
+            flooded.cancel()
+        timed_out = not done
+        rc = await waiter
+        wall = time.monotonic() - start
+        # EOF comes once every holder of the pipes is gone; one that escaped the kill is not waited for.
+        await asyncio.wait(readers, timeout=2.0)
     finally:
-        # Whatever happened, nothing the command started outlives it.
-        _kill_group(proc.pid)
-        if uid >= 0:
-            _kill_uid(uid)
-        flooded.cancel()
-    timed_out = not done
-    rc = await waiter
-    wall = time.monotonic() - start
-    try:
-        await asyncio.wait_for(asyncio.gather(*readers), timeout=2.0)
-    except TimeoutError:
-        for r in readers:
-            r.cancel()
+        for fd in (out_r, err_r):
+            loop.remove_reader(fd)
+            os.close(fd)
     if as_root:
         _chown_tree(workdir, os.getuid(), os.getgid())
     stdout = out.decode("utf-8", "replace")

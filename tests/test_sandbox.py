@@ -141,8 +141,10 @@ def test_file_size_limit(mode: str, work: Path) -> None:
     assert res.limit_hit == "file size" and (work / "big").stat().st_size <= 1024 * 1024
 
 
-def test_output_flood_is_cut_off(mode: str, work: Path) -> None:
-    res = run(["yes", "fake result line"], work, timeout=60, output_kb=16)
+@pytest.mark.parametrize("command", ["yes fake result line", "head -c 3000000 /dev/zero; sleep 60"])
+def test_output_flood_is_cut_off(mode: str, work: Path, command: str) -> None:
+    # The second floods far past every buffer and then idles: the flood must end the run, not the timeout.
+    res = run(["/bin/sh", "-c", command], work, timeout=45, output_kb=16)
     assert res.output_truncated and res.limit_hit == "output" and not res.timed_out
     assert len(res.stdout) <= 16 * 1024
 
