@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=_cmd_eval)
 
+    cal = sub.add_parser("calibrate", help="time the incumbent against itself: false-acceptance rate, "
+                         "smallest detectable gain")
+    cal.add_argument("experiment", type=Path)
+    cal.add_argument("--trials", type=_positive_int, default=20)
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(handler=_cmd_calibrate)
+
     rep = sub.add_parser("report", help="regenerate SCORES.* and MEMORY.* from the store")
     rep.add_argument("experiment", type=Path)
     rep.set_defaults(handler=_cmd_report)
@@ -91,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("experiment", type=Path)
     exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
     exp.set_defaults(handler=_cmd_export_replies)
-    for command in (run, seed, status, ev, rep, exp):
+    for command in (run, seed, status, ev, cal, rep, exp):
         command.add_argument("--store", metavar="URL", help="store URL, e.g. postgresql://host/db "
                              "(default: $LOOPLAB_STORE, else EXPERIMENT/.looplab/looplab.db)")
     return p
@@ -170,8 +177,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from looplab.experiment import UserError, load_experiment
     from looplab.check import evaluate_file
+    from looplab.experiment import UserError, load_experiment
 
     experiment = load_experiment(args.experiment)
     if not args.candidate.is_file():
@@ -186,6 +193,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             line = f"  {name}: " + (f"median {case['median']:.2f} {verdict['unit']}" if case["ok"] else
                                     f"FAILED {case['error']}")
             print(line)
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from looplab.calibrate import calibrate
+    from looplab.evaluate import Evaluator
+    from looplab.experiment import load_experiment
+    from looplab.loop import ensure_baseline
+    from looplab.store import open_store
+
+    experiment = load_experiment(args.experiment)
+    evaluator = Evaluator(experiment)
+    store = open_store(experiment, args.store)
+    try:
+        asyncio.run(ensure_baseline(experiment, store, evaluator))
+        incumbent = store.incumbent()
+    finally:
+        store.close()
+    source = incumbent.source if incumbent is not None else None
+    result = asyncio.run(calibrate(experiment, evaluator, trials=args.trials, source=source))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{experiment.name}: {args.trials} A/A trials of the incumbent against itself")
+        print(f"  false-acceptance rate: {result['false_accept_rate']:.3f}")
+        print(f"  smallest reliably detectable gain: {result['min_detectable_gain']:.3f}")
     return 0
 
 
