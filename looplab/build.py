@@ -40,6 +40,13 @@ class Build:
     log: str = ""
 
 
+def private_paths(exp: Experiment) -> list[Path]:
+    """What looplab wrote into the experiment (store, runs, scores, winners, git): hidden from candidates,
+    which could otherwise print holdout names or other attempts into output the model reads."""
+    root = exp.root
+    return [root / n for n in sorted(_GENERATED)] + sorted(root.glob("incumbent.*"))
+
+
 def experiment_fingerprint(exp: Experiment) -> str:
     """Hash of what a build depends on besides the source: commands and the experiment's own files."""
     h = hashlib.sha256()
@@ -87,7 +94,7 @@ def _symbol_problem(exp: Experiment, stdout: str) -> str | None:
 
 async def _sandboxed(exp: Experiment, command: str, build_dir: Path, timeout_s: float) -> SandboxResult:
     return await run_sandboxed(["/bin/sh", "-c", command], workdir=build_dir, readonly=[exp.root],
-                               timeout_s=timeout_s, limits=exp.config.limits, hidden=[exp.state_dir])
+                               timeout_s=timeout_s, limits=exp.config.limits, hidden=private_paths(exp))
 
 
 async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Path) -> Build:

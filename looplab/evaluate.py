@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from looplab.build import Build, build_candidate, experiment_fingerprint
+from looplab.build import Build, build_candidate, experiment_fingerprint, private_paths
 from looplab.experiment import Experiment
 from looplab.protocol import read_results
 from looplab.records import CaseResult, Evaluation, Outcome
@@ -143,7 +143,8 @@ class Evaluator:
             check_nonce = nonce if "{nonce}" in cfg.evaluate.command else None
         try:
             res = await run_sandboxed(argv, workdir=work, readonly=readonly, timeout_s=cfg.evaluate.timeout_s,
-                                      limits=cfg.limits, pin_cpu=pin_cpu, hidden=[exp.state_dir])
+                                      limits=cfg.limits, pin_cpu=pin_cpu,
+                                      hidden=private_paths(exp))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._interpret(res, cases, check_nonce)

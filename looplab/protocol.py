@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looplab.records import CaseResult, Outcome
-from looplab.sandbox import scrub_secrets
+from looplab.scrub import scrub_secrets
 
 _KNOWN_KEYS = {"case", "ok", "samples_us", "samples", "score", "error", "nonce", "metrics"}
 

@@ -9,20 +9,22 @@ a process-group kill and a scrubbed environment; protection() says which is acti
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import os
-import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from looplab.experiment import LimitsConfig, UserError
+from looplab.scrub import scrub_secrets  # also part of this module's public API
 
 MODE_ENV = "LOOPLAB_SANDBOX"  # "bwrap", "rlimits" or unset (auto)
 
@@ -129,36 +131,6 @@ def protection() -> str:
             "network and filesystem are NOT isolated")
 
 
-# --- secrets -------------------------------------------------------------------------------------
-
-_SECRET_PATTERNS = [re.compile(p) for p in (
-    r"sk-[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style
-    r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}",  # GitHub tokens
-    r"\bgithub_pat_[A-Za-z0-9_]{20,}",
-    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
-    r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
-    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API key
-    r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
-    r"(?i)bearer\s+[A-Za-z0-9._\-]{16,}",
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-)]
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
-
-
-def scrub_secrets(text: str) -> str:
-    """Redact what looks like a key or token, and the value of any env var named *KEY*/*TOKEN*/*SECRET*."""
-    if not text:
-        return text
-    # Longest first so a value containing another value is redacted whole.
-    values = sorted({v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8},
-                    key=len, reverse=True)
-    for v in values:
-        text = text.replace(v, "[REDACTED]")
-    for pat in _SECRET_PATTERNS:
-        text = pat.sub("[REDACTED]", text)
-    return text
-
-
 def scrubbed_env(workdir: Path, tmpdir: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -172,6 +144,16 @@ def scrubbed_env(workdir: Path, tmpdir: str) -> dict[str, str]:
 def _throwaway_uid() -> int:
     # A fresh uid per run: RLIMIT_NPROC then counts only this run's processes, and none is root's.
     return 2_100_000_000 + secrets.randbelow(40_000_000)
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_file() -> str:
+    # Not /dev/null: bwrap's binds are nodev, so a device node there cannot be opened.
+    fd, path = tempfile.mkstemp(prefix="looplab-empty-")
+    os.close(fd)
+    os.chmod(path, 0o644)
+    atexit.register(os.unlink, path)
+    return path
 
 
 def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool) -> list[str]:
@@ -196,7 +178,9 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
     for p in {Path(os.path.realpath(p)) for p in (*readonly, prefix)}:
         if p.exists() and not any(p.is_relative_to(d) for d in _SYSTEM_DIRS):
             mounts[p] = "ro"
-    mounts.update({Path(h): "tmpfs" for h in hidden if Path(h).is_dir()})
+    for h in map(Path, hidden):  # a hidden folder becomes an empty tmpfs, a hidden file an empty file
+        if h.is_dir() or h.is_file():
+            mounts[h] = "tmpfs" if h.is_dir() else "empty"
     mounts[workdir] = "rw"
     known = {**binds, **mounts}
     # Parents before children, so a nested mount is not hidden by the one above it; parents that
@@ -210,6 +194,8 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
                 made.add(parent)
         if kind == "tmpfs":
             argv += ["--perms", "0755", "--tmpfs", str(path)]
+        elif kind == "empty":
+            argv += ["--ro-bind", _empty_file(), str(path)]
         else:
             argv += ["--ro-bind" if kind == "ro" else "--bind", str(path), str(path)]
     return argv + ["--chdir", str(workdir), "--"]
@@ -318,7 +304,8 @@ def _start_reader(fd: int, buf: bytearray, cap: int, flood: asyncio.Event) -> as
 async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path], timeout_s: float,
                         limits: LimitsConfig, pin_cpu: int | None = None,
                         hidden: Sequence[Path] = ()) -> SandboxResult:
-    """Run argv with workdir as its only writable place; hidden dirs appear empty (bwrap only)."""
+    """Run argv with workdir as its only writable place; hidden dirs appear empty, hidden files as
+    empty files (bwrap only)."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     active = mode()

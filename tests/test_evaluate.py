@@ -142,6 +142,23 @@ def test_cases_are_shell_quoted_and_extra_metrics_kept() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_what_looplab_wrote_is_hidden_from_the_harness() -> None:
+    script = ("import json, os, sys\nroot = os.path.dirname(os.path.abspath(__file__))\n"
+              "for name in ('SCORES.md', 'MEMORY.json'):\n    print(name, repr(open(os.path.join(root, name)).read()))\n"
+              "print('runs', os.listdir(os.path.join(root, 'runs')))\n"
+              "for c in sys.argv[1:]:\n    print(json.dumps({'case': c, 'ok': True, 'samples': [1]}))")
+    d = private_dir()
+    try:
+        exp = _script_experiment(d, script)
+        for name in ("SCORES.md", "MEMORY.json", "runs/7/prompt.md"):
+            (exp.root / name).parent.mkdir(parents=True, exist_ok=True)
+            (exp.root / name).write_text("holdout case zz_hidden_shape")
+        ev = evaluate(exp, "x = 2\n")
+        assert ev.ok and "SCORES.md ''" in ev.log and "runs []" in ev.log and "zz_hidden_shape" not in ev.log
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_openevolve_evaluator_is_run_in_the_sandbox() -> None:
     d = private_dir()
     try:

@@ -184,12 +184,13 @@ def test_filesystem_is_private(monkeypatch: pytest.MonkeyPatch, work: Path) -> N
     (ro / "state").mkdir(parents=True)
     (ro / "visible.txt").write_text("ok")
     (ro / "state" / "secret.db").write_text("holdout names")
+    (ro / "SCORES.md").write_text("holdout names")
     script = "; ".join(f"echo x > {p}" for p in outside) + f"; echo x > {ro}/new; cat {ro}/visible.txt; " \
-             f"ls {ro}/state; echo kept > here.txt"
+             f"ls {ro}/state; cat {ro}/SCORES.md; echo kept > here.txt"
     lim = LimitsConfig()
     res = asyncio.run(run_sandboxed(["/bin/sh", "-c", script], workdir=work, readonly=[ro], timeout_s=20,
-                                    limits=lim, hidden=[ro / "state"]))
-    assert res.stdout.split() == ["ok"]  # readable, and the hidden folder is empty
+                                    limits=lim, hidden=[ro / "state", ro / "SCORES.md", ro / "absent"]))
+    assert res.stdout.split() == ["ok"]  # readable; the hidden folder is empty, the hidden file too
     assert not any(p.exists() for p in outside) and not (ro / "new").exists()
     assert (work / "here.txt").read_text() == "kept\n"
 
