@@ -146,14 +146,18 @@ def _throwaway_uid() -> int:
     return 2_100_000_000 + secrets.randbelow(40_000_000)
 
 
-@functools.lru_cache(maxsize=1)
+_EMPTY: list[str] = []
+
+
 def _empty_file() -> str:
     # Not /dev/null: bwrap's binds are nodev, so a device node there cannot be opened.
-    fd, path = tempfile.mkstemp(prefix="looplab-empty-")
-    os.close(fd)
-    os.chmod(path, 0o644)
-    atexit.register(os.unlink, path)
-    return path
+    if not _EMPTY or not os.path.isfile(_EMPTY[0]):  # made again if someone cleaned /tmp
+        fd, path = tempfile.mkstemp(prefix="looplab-empty-")
+        os.close(fd)
+        os.chmod(path, 0o644)
+        atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+        _EMPTY[:] = [path]
+    return _EMPTY[0]
 
 
 def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool) -> list[str]:
