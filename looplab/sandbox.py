@@ -177,9 +177,10 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     binds: dict[Path, str] = {Path(d): "bind" for d in (*_SYSTEM_DIRS, "/proc", "/dev")}
     binds[Path("/tmp")] = "tmpfs"
-    prefix = Path(os.path.realpath(sys.base_prefix))
+    # The interpreter and its environment (a venv may live under /tmp, which is private here).
+    pythons = {sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)}
     mounts: dict[Path, str] = {}
-    for p in {Path(os.path.realpath(p)) for p in (*readonly, prefix)}:
+    for p in {Path(os.path.realpath(p)) for p in (*readonly, *pythons)}:
         if p.exists() and not any(p.is_relative_to(d) for d in _SYSTEM_DIRS):
             mounts[p] = "ro"
     for h in map(Path, hidden):  # a hidden folder becomes an empty tmpfs, a hidden file an empty file
