@@ -7,19 +7,20 @@ DEMO_ARGS ?= --model local --loop 3
 
 .PHONY: demo test setup system-deps test-deps lint clean
 
-demo: setup
+demo: system-deps $(VENV)/.installed-demo
 	$(BIN)/looplab run $(DEMO_EXPERIMENT) $(DEMO_ARGS)
 
-test: setup test-deps
+test: system-deps test-deps $(VENV)/.installed-test
 	$(BIN)/ruff check looplab tests benchmarks
 	$(BIN)/python -m pytest -q
 
-setup: system-deps $(VENV)/.installed
+setup: system-deps $(VENV)/.installed-test
 
 # gcc builds candidates, bubblewrap isolates them; installed with apt when missing and we are root.
 system-deps:
 	@missing=""; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v git >/dev/null || missing="$$missing git"; \
 	if [ -n "$$missing" ]; then \
@@ -28,10 +29,20 @@ system-deps:
 	  case "$$missing" in *gcc*) exit 2;; esac; fi; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# llama.cpp is built from source with AMX off: its AMX matmul segfaults on the first decode on
+# AMX CPUs (llama.cpp #20824). pip caches the built wheel, so only the first setup pays ~4 min.
+LLAMA_CMAKE_ARGS := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+
+$(VENV)/.installed-demo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,local,ray,postgres]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[local]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[test,local,ray,postgres]'
 	touch $@
 
 # Test-only services: a real headless Chromium for the dashboard, a real PostgreSQL for shared stores.
