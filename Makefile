@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_EXPERIMENT ?= experiments/linear
-DEMO_ARGS ?= --model local --loop 3
+DEMO_ARGS ?= --model local --loop 3 --max-tokens 768
 
 .PHONY: demo test setup system-deps test-deps lint clean
 

@@ -12,6 +12,7 @@ from looplab import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+LOCAL_MAX_TOKENS = 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +124,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)
     spec, why = (args.model, "--model") if args.model else default_model_spec()
     provider = provider_from_spec(spec, base_url=args.base_url)
-    options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=args.max_tokens,
+    max_tokens = args.max_tokens
+    if max_tokens is None and provider.name.startswith("local"):
+        max_tokens = LOCAL_MAX_TOKENS  # a small CPU model rambles to its context limit otherwise
+    options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
                          executor=args.executor, ray_address=args.ray_address)
