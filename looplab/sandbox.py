@@ -208,8 +208,8 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
 
 def _check_reachable(paths: Sequence[Path]) -> None:
     """Without bwrap, the unprivileged uid must be able to walk to every path it is given."""
-    for p in paths:
-        for d in [Path(p), *Path(p).parents]:
+    for p in {q for path in paths for q in (Path(path), Path(os.path.realpath(path)))}:  # a venv's python is a link
+        for d in [p, *p.parents]:
             if d.exists() and not os.stat(d).st_mode & 0o001:
                 raise UserError(
                     f"sandbox: {d} is not reachable by the unprivileged sandbox user "

@@ -41,7 +41,7 @@ def work() -> Path:
 
 def _python() -> str:
     """An interpreter the unprivileged sandbox uid can reach in either mode."""
-    exe = Path(sys.executable)
+    exe = Path(os.path.realpath(sys.executable))  # a venv's python links to the real one
     if all(os.stat(p).st_mode & 0o001 for p in exe.parents if p.exists()):
         return str(exe)
     if Path("/usr/bin/python3").exists():
