@@ -288,8 +288,15 @@ class LocalProvider:
             "stop": [s for s in stop or [] if s] or None,  # an empty stop string would end every reply at once
             "seed": random.randrange(2**31),  # llama-cpp-python's default seed repeats across runs
         }
-        if self._worker is None or self._worker.proc.poll() is not None:
-            self._worker = _Worker(self.path, self.n_threads, self.n_ctx)  # spawned from the loop's thread
+        worker = self._worker
+        # Spawned from the loop's thread when nobody is busy: PR_SET_PDEATHSIG follows the spawning thread.
+        if (worker is None or worker.proc.poll() is not None) and self._lock.acquire(blocking=False):
+            try:
+                if worker is not None:
+                    worker.release()
+                self._worker = _Worker(self.path, self.n_threads, self.n_ctx)
+            finally:
+                self._lock.release()
         call = _Call()
         try:
             data = await asyncio.to_thread(self._call, call, request, started + timeout_s, timeout_s)
