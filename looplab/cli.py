@@ -279,6 +279,7 @@ def _cmd_export_replies(args: argparse.Namespace) -> int:
 
 
 def _status(experiment, store_url: str | None = None) -> dict:
+    from looplab.models import default_model_spec
     from looplab.report import status_dict
     from looplab.sandbox import protection
     from looplab.store import open_store
@@ -289,6 +290,8 @@ def _status(experiment, store_url: str | None = None) -> dict:
     finally:
         store.close()
     status["sandbox"] = protection()
+    spec, why = default_model_spec()
+    status["model"] = {"default": spec, "why": why}  # what `run` without --model would use
     return status
 
 
@@ -304,6 +307,7 @@ def _print_status(experiment, store_url: str | None = None) -> None:
     print(f"  usage: {usage['total_tokens']} tokens ({usage['prompt_tokens']} prompt, "
           f"{usage['completion_tokens']} completion, {usage['cached_tokens']} cached), cost {cost}")
     print(f"  sandbox: {s['sandbox']}")
+    print(f"  model without --model: {s['model']['default']} ({s['model']['why']})")
 
 
 if __name__ == "__main__":
