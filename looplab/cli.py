@@ -127,6 +127,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     max_tokens = args.max_tokens
     if max_tokens is None and provider.name.startswith("local"):
         max_tokens = LOCAL_MAX_TOKENS  # a small CPU model rambles to its context limit otherwise
+    if args.workers > 1 and hasattr(provider, "n_threads"):
+        provider.n_threads = 1  # builds and timing run beside the model: one thread each, no contention
     options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
