@@ -18,12 +18,9 @@ from looplab.context import best_case_medians, novelty_index, prompt_context, se
 from looplab.executors import Executor, make_executor
 from looplab.experiment import Experiment, UserError
 from looplab.extract import (
-    BLOCK_START,
     ExtractError,
     extract_candidate,
     next_ideas,
-    normalize,
-    outside_evolve_blocks,
     source_hash,
 )
 from looplab.judge import judge
@@ -149,7 +146,7 @@ async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplica
     """Novelty → screen → judge for one candidate source (shared by `run` and `eval`)."""
     experiment = s.experiment
     check = experiment.config.search.novelty
-    earlier = _earlier_same(experiment, s.store, source, incumbent) if check else None
+    earlier = _earlier_same(experiment, s.store, source) if check else None
     near = s.novelty.nearest(source) if check and earlier is None else None
     duplicate = {}
     if earlier is not None:
@@ -162,11 +159,8 @@ async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplica
     if duplicate and not judge_duplicates:
         return Assessment(Outcome.DUPLICATE, duplicate.pop("reason"), details=duplicate)
     baseline = s.store.baseline()
-    if baseline is not None and baseline.source and BLOCK_START in baseline.source and \
-            outside_evolve_blocks(source) != outside_evolve_blocks(baseline.source):
-        return Assessment(Outcome.SCREEN_REJECTED, "changes code outside EVOLVE-BLOCK-START/END; edit only "
-                          "inside the markers", details={"rule": "evolve-block"})
-    verdict = screen(source, language=experiment.language, policy=experiment.config.screen)
+    verdict = screen(source, language=experiment.language, policy=experiment.config.screen,
+                     baseline=baseline.source or "" if baseline else "")
     if verdict is not None:
         return Assessment(verdict.outcome, verdict.reason, details={"rule": verdict.rule})
     result = await judge(experiment, s.evaluator, candidate_source=source, incumbent_source=incumbent.source or "",
@@ -325,19 +319,16 @@ async def _record_baseline(experiment: Experiment, store: Store, evaluator: Exec
         raise UserError(f"{experiment.baseline_path}: the baseline fails its own evaluation: "
                         f"{evaluation.failure} {first} (fix: make the baseline build and pass the harness)")
     metric = aggregate_metric(evaluation.cases, experiment.search_cases or list(evaluation.cases))
-    store.record_baseline(source=source, evaluation=evaluation, metric=metric)
+    store.record_baseline(source=source, evaluation=evaluation, metric=metric,
+                          source_hash=source_hash(source, experiment.language))
     baseline = store.baseline()
     assert baseline is not None
     return baseline
 
 
-def _earlier_same(experiment: Experiment, store: Store, source: str, incumbent: AttemptRow) -> int | None:
-    """Id of the incumbent, the baseline or an earlier attempt holding the same normalised program."""
-    language = experiment.language
-    for row in (incumbent, store.baseline()):
-        if row is not None and row.source is not None and normalize(row.source, language) == normalize(source, language):
-            return row.id
-    found = store.find_by_hash(source_hash(source, language))
+def _earlier_same(experiment: Experiment, store: Store, source: str) -> int | None:
+    """Id of the earliest attempt (the baseline included) holding the same normalised program."""
+    found = store.find_by_hash(source_hash(source, experiment.language))
     if found is None or found.outcome in (Outcome.INFRA_ERROR, Outcome.INTERRUPTED):
         return None  # the machinery failed, not the candidate: it deserves another try
     return found.id

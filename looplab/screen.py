@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from looplab.experiment import ScreenConfig
-from looplab.extract import strip_c_comments_and_strings
+from looplab.extract import BLOCK_START, outside_evolve_blocks, strip_c_comments_and_strings
 from looplab.records import Outcome
 
 # Always refused in C candidates: escapes from the sandbox contract, whatever the experiment says.
@@ -37,8 +37,13 @@ class ScreenVerdict:
     reason: str
 
 
-def screen(source: str, *, language: str, policy: ScreenConfig) -> ScreenVerdict | None:
-    """None when the candidate passes; otherwise the first rule it breaks."""
+def screen(source: str, *, language: str, policy: ScreenConfig, baseline: str = "") -> ScreenVerdict | None:
+    """None when the candidate passes; otherwise the first rule it breaks.
+
+    baseline: when it marks an EVOLVE-BLOCK, code outside the markers must stay as it is.
+    """
+    if BLOCK_START in baseline and outside_evolve_blocks(source) != outside_evolve_blocks(baseline):
+        return _reject("evolve-block", "changes code outside EVOLVE-BLOCK-START/END; edit only inside the markers")
     size = len(source.encode())
     if size > policy.max_bytes:
         return _reject("max_bytes", f"candidate is {size} bytes; the limit is {policy.max_bytes}")

@@ -201,10 +201,12 @@ class Store:
                 ),
             )
 
-    def record_baseline(self, *, source: str, evaluation: Evaluation, metric: float | None, model: str = "") -> int:
+    def record_baseline(self, *, source: str, evaluation: Evaluation, metric: float | None, model: str = "",
+                        source_hash: str | None = None) -> int:
         """Store attempt 0 (outcome 'baseline'): the seed the search starts from. Returns 0.
 
-        Recording it again (a re-measured baseline) replaces the row in place.
+        Recording it again (a re-measured baseline) replaces the row in place. With source_hash,
+        find_by_hash() finds the seed too, so a candidate that is the seed again is a duplicate.
         """
         now = time.time()
         cases = json.dumps({n: c.to_dict() for n, c in evaluation.cases.items()})
@@ -212,13 +214,15 @@ class Store:
         with self._lock:
             # Upsert, not REPLACE: a delete would trip the foreign keys of attempts whose parent is 0.
             self._execute(
-                """INSERT INTO attempts (id, started_at, ended_at, model, outcome, reason, source, cases, metric, details)
-                   VALUES (0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO attempts (id, started_at, ended_at, model, outcome, reason, source, source_hash, cases,
+                   metric, details)
+                   VALUES (0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
                    model = excluded.model, outcome = excluded.outcome, reason = excluded.reason,
-                   source = excluded.source, cases = excluded.cases, metric = excluded.metric,
-                   details = excluded.details""",
-                (now, now, model, Outcome.BASELINE.value, evaluation.reason, source, cases, metric, details),
+                   source = excluded.source, source_hash = excluded.source_hash, cases = excluded.cases,
+                   metric = excluded.metric, details = excluded.details""",
+                (now, now, model, Outcome.BASELINE.value, evaluation.reason, source, source_hash, cases, metric,
+                 details),
             )
         return 0
 
