@@ -43,20 +43,24 @@ def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, 
 
 def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:
     """Best median per case among the baseline and all winners (the per-case Pareto front)."""
-    return {name: value for name, (value, _) in _case_leaders(store, experiment).items()}
+    rows = [r for r in [store.baseline(), *store.winners()] if r is not None]
+    return {name: value for name, (value, _) in _case_leaders(rows, experiment).items()}
 
 
 def specialists(store: Store, experiment: Experiment, incumbent: AttemptRow) -> list[AttemptRow]:
     """Winners (not the incumbent) holding the best median on at least one search case."""
-    leaders = {row_id for name, (_, row_id) in _case_leaders(store, experiment).items()
+    winners = store.winners()
+    baseline = store.baseline()
+    rows = [baseline, *winners] if baseline is not None else winners
+    leaders = {row_id for name, (_, row_id) in _case_leaders(rows, experiment).items()
                if name not in experiment.holdout_cases}
-    return [w for w in store.winners() if w.id in leaders and w.id != incumbent.id]
+    return [w for w in winners if w.id in leaders and w.id != incumbent.id]
 
 
-def _case_leaders(store: Store, experiment: Experiment) -> dict[str, tuple[float, int]]:
+def _case_leaders(rows: list[AttemptRow], experiment: Experiment) -> dict[str, tuple[float, int]]:
     minimize = experiment.config.objective.direction == "minimize"
     best: dict[str, tuple[float, int]] = {}
-    for row in [r for r in [store.baseline(), *store.winners()] if r is not None]:
+    for row in rows:
         for name, case in row.cases.items():
             if case.ok and case.median is not None:
                 held = best.get(name)
