@@ -12,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
+# Clearly faster (x4, tight spread): plain ikj gains only ~x1.6 with a wide spread on a noisy VM.
+from eval_helpers import FAST_MATMUL
+
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()
-IKJ = """void matmul(float* restrict c, const float* restrict a, const float* restrict b, int n) {
-    for (int i = 0; i < n; i++) {
-        float* restrict crow = c + (long)i * n;
-        for (int j = 0; j < n; j++) crow[j] = 0.0f;
-        for (int k = 0; k < n; k++) {
-            const float aik = a[i * n + k];
-            const float* restrict brow = b + (long)k * n;
-            for (int j = 0; j < n; j++) crow[j] += aik * brow[j];
-        }
-    }
-}
-"""
 WRONG = NAIVE.replace("c[i * n + j] = acc;", "c[i * n + j] = acc * 0.5f;")
 BROKEN = NAIVE.replace("float acc = 0.0f;", "float acc = 0.0f")
 
@@ -39,9 +30,9 @@ REPLIES = [
     {"content": "I would try to make it faster somehow.", "usage": {"prompt_tokens": 900, "completion_tokens": 10}},
     {"content": reply("forgot a semicolon", BROKEN), "usage": {"prompt_tokens": 950, "completion_tokens": 200}},
     {"content": reply("halve the result", WRONG), "usage": {"prompt_tokens": 960, "completion_tokens": 200}},
-    {"content": reply("ikj loop order for unit stride", IKJ, "blocking"),
+    {"content": reply("ikj over 8-wide vectors", FAST_MATMUL, "blocking"),
      "usage": {"prompt_tokens": 1000, "completion_tokens": 220, "cached_tokens": 500}},
-    {"content": reply("same again", "/* re-spelled */\n" + IKJ.replace("    ", "  ")),
+    {"content": reply("same again", "/* re-spelled */\n" + FAST_MATMUL.replace("    ", "  ")),
      "usage": {"prompt_tokens": 1000, "completion_tokens": 200}},
     {"content": reply("back to naive", NAIVE.replace("acc", "sum")), "usage": {"prompt_tokens": 1000, "completion_tokens": 200}},
 ]
