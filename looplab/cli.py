@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=_positive_int)
     run.add_argument("--budget-usd", type=float, help="stop before spending more than this")
+    run.add_argument("--price", metavar="IN/OUT[/CACHED]",
+                     help="USD per million tokens, for a model or server genai-prices does not know")
     run.add_argument("--base-url", help="OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)")
     run.add_argument("--model-timeout", type=float, default=600.0, help="seconds per model call (default 600)")
     run.add_argument("--workers", type=_positive_int, default=1, help="attempts in flight at once (default 1)")
@@ -119,7 +121,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.experiment import load_experiment
     from looplab.loop import RunOptions, run_search
     from looplab.models import default_model_spec, provider_from_spec
+    from looplab.models.priced import PricedProvider
     from looplab.progress import make_progress
+    from looplab.usage import parse_price
 
     experiment = load_experiment(args.experiment)
     spec, why = (args.model, "--model") if args.model else default_model_spec()
@@ -129,6 +133,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_tokens = LOCAL_MAX_TOKENS  # a small CPU model rambles to its context limit otherwise
     if args.workers > 1 and hasattr(provider, "n_threads"):
         provider.n_threads = 1  # builds and timing run beside the model: one thread each, no contention
+    if args.price:
+        provider = PricedProvider(provider, parse_price(args.price))
     options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,

@@ -232,20 +232,28 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
     """`workers` tasks draw attempt slots until the loop count, the budget or the provider runs out."""
     options = s.options
     done: list[int] = []
-    state = {"slots": 0, "stop": "", "model_errors": 0}
+    state = {"slots": 0, "stop": "", "model_errors": 0, "in_flight": 0}
+    changed = asyncio.Condition()  # an attempt ended or the run stopped: waiting workers look again
 
     async def worker() -> None:
         while not state["stop"] and state["slots"] < options.loop:
             state["slots"] += 1
             index = state["slots"]
             for _ask in range(s.experiment.config.search.duplicate_retries + 1):
+                async with changed:  # spend no more concurrently than one worker would in sequence
+                    await changed.wait_for(lambda: state["stop"] or not _budget_reserved(s.store, options,
+                                                                                          state["in_flight"]))
                 state["stop"] = state["stop"] or _budget_stop(s.store, options)
                 if state["stop"]:
-                    return
-                row = await _one_attempt(s, progress, index)
+                    break
+                state["in_flight"] += 1
+                try:
+                    row = await _one_attempt(s, progress, index)
+                finally:
+                    state["in_flight"] -= 1
                 if row is None:
                     state["stop"] = "the replay file has no more replies"
-                    return
+                    break
                 done.append(row.id)
                 broken = row.outcome in (Outcome.MODEL_ERROR, Outcome.INFRA_ERROR)
                 state["model_errors"] = state["model_errors"] + 1 if broken else 0
@@ -254,8 +262,12 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                                     f"last: {row.reason}"
                 if options.reflect_every and len(done) % options.reflect_every == 0:
                     await reflect.reflect(s.experiment, s.store, s.provider, timeout_s=options.model_timeout_s)
+                async with changed:
+                    changed.notify_all()
                 if row.outcome != Outcome.DUPLICATE:  # a duplicate does not use up the slot: ask again
                     break
+        async with changed:
+            changed.notify_all()
 
     await asyncio.gather(*(worker() for _ in range(max(1, options.workers))))
     return RunSummary(sorted(done), state["stop"] or f"ran {options.loop} attempts")
@@ -287,12 +299,26 @@ async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow 
     return row
 
 
+def _budget_reserved(store: Store, options: RunOptions, in_flight: int) -> bool:
+    """True when the attempts in flight are expected to use what is left of the budget.
+
+    Until one attempt's price is known, attempts under a budget run one at a time.
+    """
+    if options.budget_usd is None or in_flight == 0:
+        return False
+    spent, per_attempt = store.usage_total().cost_usd, store.mean_attempt_cost()
+    if spent is None or per_attempt is None:
+        return True
+    return spent + in_flight * per_attempt >= options.budget_usd
+
+
 def _budget_stop(store: Store, options: RunOptions) -> str:
     if options.budget_usd is None:
         return ""
     spent = store.usage_total().cost_usd
     if spent is None:
-        return f"--budget-usd {options.budget_usd} cannot be enforced: the model's price is unknown"
+        return (f"--budget-usd {options.budget_usd} cannot be enforced: the model's price is unknown "
+                "(fix: give it with --price IN/OUT, USD per million tokens)")
     if spent >= options.budget_usd:
         return f"budget reached: ${spent:.4f} of ${options.budget_usd:.2f} spent"
     return ""

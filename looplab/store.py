@@ -370,6 +370,16 @@ class Store:
             ).fetchone()
         return Usage(int(r[0]), int(r[1]), int(r[2]), None if r[4] else float(r[3]))
 
+    def mean_attempt_cost(self) -> float | None:
+        """Mean cost of the attempts whose calls are all priced; None before the first one."""
+        with self._lock:
+            r = self._execute(
+                "SELECT COALESCE(SUM(cost), 0.0), COUNT(*) FROM (SELECT SUM(cost_usd) AS cost FROM calls "
+                "WHERE attempt_id IS NOT NULL GROUP BY attempt_id HAVING SUM(CASE WHEN cost_usd IS NULL AND "
+                "prompt_tokens + completion_tokens > 0 THEN 1 ELSE 0 END) = 0) AS priced"
+            ).fetchone()
+        return float(r[0]) / int(r[1]) if r[1] else None
+
     # --- meta and reset ---
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self._lock:

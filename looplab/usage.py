@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
+from looplab.experiment import UserError
 from looplab.records import Usage
 
 # looplab provider name → genai-prices provider id; only these are priced (a local or CLI model is not).
@@ -46,3 +49,31 @@ def estimate_cost(
         return None
     return float(price.total_price)
 
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens, for a model genai-prices cannot price (a proxy, a self-hosted server)."""
+
+    input: float
+    output: float
+    cached_input: float | None = None  # None: cached input tokens cost the same as fresh ones
+
+    def cost(self, usage: Usage) -> float:
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        return ((usage.prompt_tokens - cached) * self.input + cached * cached_rate
+                + usage.completion_tokens * self.output) / 1e6
+
+
+def parse_price(text: str) -> Price:
+    """'0.15/0.60' or '0.15/0.60/0.075' (input/output[/cached input], USD per million tokens)."""
+    parts = text.strip().split("/")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 3) or any(not math.isfinite(v) or v < 0 for v in values):
+        raise UserError(f"--price {text!r}: expected INPUT/OUTPUT[/CACHED] in USD per million tokens "
+                        "(fix: e.g. --price 0.15/0.60)")
+    return Price(*values)

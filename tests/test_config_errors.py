@@ -70,5 +70,11 @@ def test_bad_model_spec_or_missing_key(exp, spec, needles):
     assert_user_error(looplab("run", str(exp), "--model", spec, "--loop", "1", env=env), *needles)
 
 
+@pytest.mark.parametrize("price", ["cheap", "0.15", "0.15/-1", "1/2/3/4", "nan/1"])
+def test_bad_price(exp, price):
+    assert_user_error(looplab("run", str(exp), "--model", "replay:/dev/null", "--price", price, "--loop", "1"),
+                      "--price", "USD per million tokens")
+
+
 def test_missing_candidate_file_for_eval(exp):
     assert_user_error(looplab("eval", str(exp), str(exp / "nope.c")), "nope.c")

@@ -78,6 +78,27 @@ def test_workers_run_attempts_concurrently_and_record_all(exp, tmp_path):
     assert elapsed[4] < elapsed[1] / 2
 
 
+def test_budget_stops_the_run_and_workers_spend_no_more_than_one_worker(exp, tmp_path):
+    codes = [reply(f"variant {k}", variant(k)) for k in range(2, 12)]
+    calls = {}
+    for workers in (1, 4):
+        shutil.rmtree(exp / ".looplab", ignore_errors=True)
+        shutil.rmtree(exp / "runs", ignore_errors=True)
+        # 100,000 prompt tokens at $1 per million: $0.10 a call; the budget affords 3 calls (the 3rd crosses it).
+        with OpenAIServer(list(codes), delay_s=1.0, usage={"prompt_tokens": 100_000, "completion_tokens": 0}) as server:
+            result = looplab("run", str(exp), "--model", "openai:self-hosted", "--base-url", server.url,
+                             "--price", "1/2", "--budget-usd", "0.25", "--loop", "8", "--workers", str(workers),
+                             env={"OPENAI_API_KEY": "x"})
+            assert result.returncode == 0, result.stderr
+            calls[workers] = len(server.requests)
+        assert "budget reached: $0.3000 of $0.25" in result.stdout, result.stdout
+        status = json.loads(looplab("status", str(exp), "--json").stdout)
+        assert status["usage"]["cost_usd"] == pytest.approx(0.1 * calls[workers])
+        assert status["attempts"] == calls[workers]
+    # Four workers wait for prices they can afford instead of all calling at once.
+    assert calls == {1: 3, 4: 3}
+
+
 def test_a_fault_of_the_machinery_is_recorded_as_infra_error_and_stops_the_run(exp, tmp_path, monkeypatch):
     import asyncio
 
