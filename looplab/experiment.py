@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from looplab.executors.resources import ResourcesConfig
+from looplab.reference import Reference, read_reference
 
 
 class UserError(Exception):
@@ -73,6 +75,11 @@ class PromptConfig(_Section):
     failures_shown: int = Field(default=3, ge=0)
 
 
+class ReferenceConfig(_Section):
+    file: str = ""  # JSON in the experiment folder: {"what": ..., "cases": {case: {key: value}}}
+    key: str = "median_us"  # the per-case value, in the objective's unit
+
+
 STRATEGIES = ("best", "specialist", "crossover", "explore")
 
 
@@ -120,6 +127,7 @@ class ExperimentConfig(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)  # per evaluation, on a cluster
+    reference: ReferenceConfig = Field(default_factory=ReferenceConfig)  # for "% of reference" in SCORES
 
     @field_validator("ideas")
     @classmethod
@@ -189,6 +197,12 @@ class Experiment:
     @property
     def holdout_cases(self) -> list[str]:
         return list(self.config.cases.holdout)
+
+    @cached_property
+    def reference(self) -> Reference | None:
+        """The machine's reference per case, when experiment.toml names one (checked at load)."""
+        ref = self.config.reference
+        return read_reference(self.root / ref.file, ref.key) if ref.file else None
 
     def hide_holdout(self, text: str) -> str:
         """Holdout case names never reach the model."""
@@ -267,6 +281,12 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
             f"{toml_path}: field 'target.function': missing (fix: name the function to change, "
             "or mark a region of the baseline with EVOLVE-BLOCK-START/EVOLVE-BLOCK-END)"
         )
+    if cfg.reference.file:
+        try:
+            exp.reference  # noqa: B018 - read once to check it
+        except ValueError as e:
+            raise UserError(f"{toml_path}: field 'reference.file': {e} "
+                            "(fix: regenerate it or remove the [reference] section)") from None
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
     if overlap:
         raise UserError(

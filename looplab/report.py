@@ -13,6 +13,7 @@ from typing import Any
 from looplab.experiment import Experiment
 from looplab.memory import write_atomic, write_memory
 from looplab.records import CaseResult, Outcome
+from looplab.stats import geomean
 from looplab.store import AttemptRow, Store
 
 
@@ -34,6 +35,17 @@ def _x(x: float | None, lo: float | None = None, hi: float | None = None) -> str
         return "—"
     ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
     return f"x{x:.2f}{ci}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}%"
+
+
+def _reference_line(ref: dict[str, Any] | None) -> list[str]:
+    if ref is None:
+        return []
+    return [f"- Reference ({_cell(ref['what'])}): best at {_pct(ref['incumbent_percent'])} of it, "
+            f"seed at {_pct(ref['seed_percent'])} (geomean over search cases)"]
 
 
 def _when(ts: float | None) -> str:
@@ -122,6 +134,24 @@ def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> li
     return out
 
 
+def _reference(store: Store, cases: list[dict[str, Any]], experiment: Experiment,
+               direction: str) -> dict[str, Any] | None:
+    """Per case '% of reference' (added to `cases`), and the incumbent's and seed's geomean over search cases."""
+    ref = experiment.reference
+    if ref is None:
+        return None
+    for c in cases:
+        c["reference"] = ref.values.get(c["case"])
+        c["pct_of_reference"] = ref.percent(c["case"], c["best_median"], direction)
+
+    def overall(row: AttemptRow | None) -> float | None:
+        medians = [row.cases[n].median if row and n in row.cases else None for n in experiment.search_cases]
+        pcts = [ref.percent(n, m, direction) for n, m in zip(experiment.search_cases, medians, strict=True)]
+        return geomean(pcts) if pcts and all(p is not None for p in pcts) else None
+
+    return {"what": ref.what, "incumbent_percent": overall(store.incumbent()), "seed_percent": overall(store.baseline())}
+
+
 def scores_dict(store: Store, experiment: Experiment) -> dict:
     """status_dict plus the winners and per-case tables: the content of SCORES.json."""
     direction = experiment.config.objective.direction
@@ -131,6 +161,7 @@ def scores_dict(store: Store, experiment: Experiment) -> dict:
     data["direction"] = direction
     data["winners"] = [_winner(r, base_metric, direction) for r in rows]
     data["cases"] = _cases(rows, experiment, direction)
+    data["reference"] = _reference(store, data["cases"], experiment, direction)
     return data
 
 
@@ -149,6 +180,7 @@ def render_scores_md(data: dict) -> str:
         f"- Tokens: prompt {usage['prompt_tokens']:,} · completion {usage['completion_tokens']:,} · "
         f"cached {usage['cached_tokens']:,} · total {usage['total_tokens']:,}",
         f"- Cost: {cost}",
+        *_reference_line(data.get("reference")),
         "",
         "## Winners",
         "",
@@ -161,14 +193,17 @@ def render_scores_md(data: dict) -> str:
             f"| {w['timestamp']} | {_cell(w['model'] or '—')} | {_num(w['metric'])} | {_x(w['vs_seed'])} | "
             f"{_x(w['win'], w['ci_low'], w['ci_high'])} | {w['commit'] or '—'} | {_cell(notes)} |"
         )
+    ref = data.get("reference") is not None
     lines += ["", "## Best per case", "",
-              f"| Case | Kind | Best median ({unit}) | Seed median | vs seed | Attempt | Commit |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              f"| Case | Kind | Best median ({unit}) | Seed median | vs seed |{' % of reference |' if ref else ''}"
+              " Attempt | Commit |",
+              "| --- | --- | --- | --- | --- |" + (" --- |" if ref else "") + " --- | --- |"]
     for c in data["cases"]:
         attempt = f"#{c['attempt']}" if c["attempt"] is not None else "—"
+        pct = f" {_pct(c.get('pct_of_reference'))} |" if ref else ""
         lines.append(
             f"| {_cell(c['case'])} | {c['kind']} | {_num(c['best_median'])} | {_num(c['seed_median'])} | "
-            f"{_x(c['vs_seed'])} | {attempt} | {c['commit'] or '—'} |"
+            f"{_x(c['vs_seed'])} |{pct} {attempt} | {c['commit'] or '—'} |"
         )
     return "\n".join(lines) + "\n"
 

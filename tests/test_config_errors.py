@@ -48,6 +48,9 @@ def assert_user_error(result, *needles):
     ('language = "c"', 'language = "fortran"', ["target.language"]),
     ('[target]', '[target\n', ["not valid TOML"]),
     ('holdout = ["n61"]', 'holdout = ["n96"]', ["cases.holdout"]),
+    ("[screen]", '[reference]\nfile = "nope.json"\n[screen]', ["reference.file", "nope.json"]),
+    ("[screen]", '[reference]\nfile = "naive.c"\n[screen]', ["reference.file", "not valid JSON"]),
+    ("[screen]", '[reference]\nfile = "experiment.toml"\nkey = "gflops"\n[screen]', ["reference.file"]),
 ])
 def test_malformed_experiment_toml(exp, old, new, needles):
     edit_toml(exp, old, new)

@@ -140,3 +140,37 @@ def test_holdout_results_kept_apart_in_details_count(exp: Experiment) -> None:
                          details={"holdout_cases": {"n61": {"ok": True, "samples": [3.0, 4.0, 5.0]}}})
         cases = {c["case"]: c for c in scores_dict(s, exp)["cases"]}
     assert (cases["n61"]["best_median"], cases["n61"]["attempt"], cases["n61"]["seed_median"]) == (4.0, 1, 8.0)
+
+
+def _with_reference(exp: Experiment, cases: dict) -> Experiment:
+    (exp.root / "reference.json").write_text(json.dumps({"what": "a tuned library", "cases": cases}))
+    toml = exp.root / "experiment.toml"
+    toml.write_text(toml.read_text() + '\n[reference]\nfile = "reference.json"\nkey = "median_us"\n')
+    return load_experiment(exp.root)
+
+
+def test_percent_of_reference_per_case_and_overall(store: Store, exp: Experiment) -> None:
+    exp = _with_reference(exp, {"n96": {"median_us": 25.0}, "n128": {"median_us": 50.0},
+                                "n160": {"median_us": 100.0}, "n61": {"median_us": 20.0}})
+    data = write_scores(store, exp)
+    pct = {c["case"]: c["pct_of_reference"] for c in data["cases"]}
+    assert pct == {"n96": 50.0, "n128": 50.0, "n160": 40.0, "n61": 80.0}
+    # Incumbent (attempt 5): 50%, 50%, 100/260; the seed: 25%, 25%, 25% — geomeans over search cases.
+    assert data["reference"]["incumbent_percent"] == pytest.approx((0.5 * 0.5 * 100 / 260) ** (1 / 3) * 100)
+    assert data["reference"]["seed_percent"] == pytest.approx(25.0)
+    md = (exp.root / "SCORES.md").read_text()
+    assert "- Reference (a tuned library): best at 45.8% of it, seed at 25.0% (geomean over search cases)" in md
+    assert "| Case | Kind | Best median (us) | Seed median | vs seed | % of reference | Attempt | Commit |" in md
+    assert "| n160 | search | 250 | 400 | x1.60 | 40.0% | #4 | bbb2222 |" in md
+
+
+def test_reference_missing_a_case_shows_a_dash_and_no_overall(store: Store, exp: Experiment) -> None:
+    exp = _with_reference(exp, {"n96": {"median_us": 25.0}})
+    data = write_scores(store, exp)
+    assert data["reference"]["incumbent_percent"] is None
+    assert "| n128 | search | 100 | 200 | x2.00 | — | #5 | def5678 |" in (exp.root / "SCORES.md").read_text()
+
+
+def test_no_reference_no_column(store: Store, exp: Experiment) -> None:
+    data = write_scores(store, exp)
+    assert data["reference"] is None and "% of reference" not in (exp.root / "SCORES.md").read_text()
