@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("experiment", type=Path)
     exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
     exp.set_defaults(handler=_cmd_export_replies)
-    for command in (run, seed, status, ev, cal, rep, exp):
+    for command in (run, seed, status, ev, cal, rep, exp, ui):
         command.add_argument("--store", metavar="URL", help="store URL, e.g. postgresql://host/db "
                              "(default: $LOOPLAB_STORE, else EXPERIMENT/.looplab/looplab.db)")
     return p
@@ -139,7 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
                          executor=args.executor, ray_address=args.ray_address)
-    progress = make_progress(experiment=experiment, budget_usd=args.budget_usd)
+    progress = make_progress(experiment=experiment, budget_usd=args.budget_usd, store=args.store)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
                   f"{args.loop} attempts")
     try:
@@ -263,7 +263,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from looplab.ui import serve
 
-    serve(args.experiments, host=args.host, port=args.port)
+    serve(args.experiments, host=args.host, port=args.port, store=args.store)
     return 0
 
 

@@ -83,9 +83,10 @@ class RichProgress:
 
     def __init__(self, console: Console, *, experiment: Experiment | None = None,
                  budget_usd: float | None = None, auto_refresh: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, store: str | None = None) -> None:
         self.console = console
         self.experiment = experiment
+        self.store_url = store  # --store, as the run uses it
         self.budget_usd = budget_usd
         self.clock = clock
         self._lock = threading.RLock()  # rich redraws from its own thread
@@ -233,7 +234,7 @@ class RichProgress:
             return
         from looplab.ui.readonly import open_readonly
 
-        store = open_readonly(self.experiment.store_path)
+        store = open_readonly(self.experiment, self.store_url)
         if store is None:
             return
         try:
@@ -264,10 +265,10 @@ class RichProgress:
 
 
 def make_progress(stream: TextIO | None = None, *, experiment: Experiment | None = None,
-                  budget_usd: float | None = None) -> LineProgress | RichProgress:
+                  budget_usd: float | None = None, store: str | None = None) -> LineProgress | RichProgress:
     """A live panel when stream (default stdout) is a terminal, plain lines otherwise."""
     stream = stream if stream is not None else sys.stdout
     console = Console(file=stream)
     if console.is_terminal and not console.is_dumb_terminal:
-        return RichProgress(console, experiment=experiment, budget_usd=budget_usd)
+        return RichProgress(console, experiment=experiment, budget_usd=budget_usd, store=store)
     return LineProgress(stream)

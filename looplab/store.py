@@ -370,6 +370,16 @@ class Store:
             ).fetchone()
         return Usage(int(r[0]), int(r[1]), int(r[2]), None if r[4] else float(r[3]))
 
+    def fingerprint(self) -> tuple:
+        """Changes whenever an attempt begins or ends or a model call is recorded (cheap to poll)."""
+        with self._lock:
+            row = self._execute(
+                "SELECT COUNT(*), COALESCE(MAX(id), -1), "
+                "COALESCE(SUM(CASE WHEN outcome IS NULL THEN 1 ELSE 0 END), 0), COALESCE(MAX(ended_at), 0), "
+                "(SELECT COUNT(*) FROM calls), (SELECT COALESCE(MAX(id), 0) FROM calls) FROM attempts"
+            ).fetchone()
+        return tuple(row[i] for i in range(6))
+
     def mean_attempt_cost(self) -> float | None:
         """Mean cost of the attempts whose calls are all priced; None before the first one."""
         with self._lock:
@@ -403,23 +413,37 @@ class Store:
         return f"{type(self).__name__}({self.path})"
 
 
+def store_url(url: str | None = None) -> str:
+    """--store if given, else $LOOPLAB_STORE; "" means the SQLite file in the experiment."""
+    return (url if url is not None else os.environ.get(STORE_ENV, "")).strip()
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_store_path(experiment: Experiment, url: str) -> Path:
+    """The SQLite file a (non-PostgreSQL) store URL names; UserError for anything else."""
+    from looplab.experiment import UserError
+
+    if not url:
+        return experiment.store_path
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))  # sqlite:///rel/path, sqlite:////abs/path
+        return path if path.is_absolute() else experiment.root / path
+    raise UserError(f"--store {url.split('://')[0]}://...: not a store URL (fix: use postgresql://USER@HOST/DB, "
+                    f"sqlite:///PATH, or leave it out for {experiment.store_path}; also checked: ${STORE_ENV})")
+
+
 def open_store(experiment: Experiment, url: str | None = None) -> Store:
     """The experiment's store: url (--store), else $LOOPLAB_STORE, else the SQLite file in .looplab/.
 
     postgresql://USER[:PASSWORD]@HOST[:PORT]/DB keeps it in PostgreSQL, one schema per experiment
     (named from experiment.name), so one database can hold several experiments and several loops.
     """
-    from looplab.experiment import UserError
-
-    url = (url if url is not None else os.environ.get(STORE_ENV, "")).strip()
-    if not url:
-        return Store(experiment.store_path)
-    if url.startswith(("postgresql://", "postgres://")):
+    url = store_url(url)
+    if is_postgres_url(url):
         from looplab.store_postgres import PostgresStore, schema_name
 
         return PostgresStore(url, schema=schema_name(experiment.name))
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))  # sqlite:///rel/path, sqlite:////abs/path
-        return Store(path if path.is_absolute() else experiment.root / path)
-    raise UserError(f"--store {url.split('://')[0]}://...: not a store URL (fix: use postgresql://USER@HOST/DB, "
-                    f"sqlite:///PATH, or leave it out for {experiment.store_path}; also checked: ${STORE_ENV})")
+    return Store(sqlite_store_path(experiment, url))

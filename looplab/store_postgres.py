@@ -47,6 +47,12 @@ def _lock_key(schema: str, purpose: str) -> int:
     return int.from_bytes(hashlib.sha256(f"looplab:{schema}:{purpose}".encode()).digest()[:8], "big", signed=True)
 
 
+def _require_psycopg(url: str) -> None:
+    if psycopg is None:
+        raise UserError(f"--store {redact(url)}: PostgreSQL support is not installed "
+                        "(fix: pip install 'looplab[postgres]')")
+
+
 class _Row(dict):
     """A row readable by column name and by position, like sqlite3.Row."""
 
@@ -95,9 +101,7 @@ class PostgresStore(Store):
     """Store's queries on a PostgreSQL connection, in schema `schema` (see schema_name)."""
 
     def __init__(self, url: str, *, schema: str) -> None:
-        if psycopg is None:
-            raise UserError(f"--store {redact(url)}: PostgreSQL support is not installed "
-                            "(fix: pip install 'looplab[postgres]')")
+        _require_psycopg(url)
         self.url, self.schema = url, schema
         self.path = None  # type: ignore[assignment]  # no file: the store lives in the server
         self._lock = threading.RLock()
@@ -105,10 +109,11 @@ class PostgresStore(Store):
         self._init_sharing(_AdvisoryLock(self._connect, _lock_key(schema, "accept")))
         self._migrate()
 
-    def _connect(self) -> Any:
+    def _connect(self, *, read_only: bool = False) -> Any:
+        extra = {"options": "-c default_transaction_read_only=on"} if read_only else {}
         try:
             conn = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory,
-                                   connect_timeout=CONNECT_TIMEOUT_S)
+                                   connect_timeout=CONNECT_TIMEOUT_S, **extra)
         except psycopg.Error as e:
             detail = " ".join(str(e).split())[:300]
             raise UserError(f"--store {redact(self.url)}: cannot connect: {detail} (fix: check the URL, "
@@ -118,7 +123,8 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            self._accept.close()
+            if self._accept is not None:
+                self._accept.close()
             self._db.close()
 
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
@@ -144,3 +150,23 @@ class PostgresStore(Store):
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)}, schema={self.schema})"
+
+
+class ReadOnlyPostgresStore(PostgresStore):
+    """The Store's queries in a read-only session: any write fails inside PostgreSQL itself.
+
+    No schema is created and no migration runs; the dashboard and progress panel only look.
+    """
+
+    def __init__(self, url: str, *, schema: str) -> None:
+        _require_psycopg(url)
+        self.url, self.schema = url, schema
+        self.path = None  # type: ignore[assignment]
+        self._lock = threading.RLock()
+        self._accept = None  # type: ignore[assignment]  # never accepts anything
+        self._db = self._connect(read_only=True)
+        found = self._db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                                 "AND table_name = 'attempts'", (schema,)).fetchone()
+        if not found:
+            self._db.close()
+            raise FileNotFoundError(f"{redact(url)}: no store for schema {schema} yet")

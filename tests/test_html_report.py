@@ -210,7 +210,7 @@ def test_report_only_reads_the_store_and_renders_an_unstarted_experiment(tmp_pat
     assert not wal.exists() or wal.stat().st_size == 0  # SQLite may open an empty WAL; nothing is logged
     fresh = tmp_path / "fresh"
     shutil.copytree(FIXTURE, fresh)
-    assert open_readonly(load_experiment(fresh).store_path) is None
+    assert open_readonly(load_experiment(fresh)) is None
     with Store(load_experiment(fresh).store_path) as store:
         page = write_html_report(store, load_experiment(fresh)).read_text()
     assert "no baseline measured yet" in page and "no winners yet" in page

@@ -3,6 +3,7 @@ advisory locks, owners, URLs and errors. The server is PostgreSQL's own initdb/p
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -239,3 +240,41 @@ def test_acceptance_lock_is_released_when_its_holder_is_killed(pg: PostgresStore
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp_path: Path) -> None:
+    import shutil
+
+    from test_ui_browser import Server, get
+
+    from looplab.ui import create_app
+    from looplab.ui.readonly import open_readonly
+
+    shutil.copytree(ROOT / "tests" / "fixtures" / "matmul", tmp_path / "matmul")
+    toml = tmp_path / "matmul" / "experiment.toml"
+    toml.write_text(toml.read_text().replace('name = "matmul"', 'name = "dashboard_pg"'))
+    exp = load_experiment(tmp_path / "matmul")
+    assert open_readonly(exp, pg_url) is None  # nothing recorded yet: the dashboard says so
+    store = open_store(exp, pg_url)
+    try:
+        store.record_baseline(source="b", evaluation=_evaluation({"n96": 100.0}), metric=100.0)
+        aid = store.begin_attempt(model="openai:gpt-4o-mini")
+        store.finish_attempt(aid, outcome=Outcome.ACCEPTED, strategy="ikj over vectors",
+                             evaluation=_evaluation({"n96": 50.0}), decision=_decision(Outcome.ACCEPTED, 2.0),
+                             metric=50.0)
+        ro = open_readonly(exp, pg_url)
+        assert ro is not None and ro.fingerprint()[0] == 2
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            ro._execute("DELETE FROM attempts")  # the session itself refuses writes
+        ro.close()
+        with Server(create_app([exp.root], store=pg_url)) as server:
+            code, _, body = get(f"{server.url}/e/dashboard_pg/status.json")
+            assert code == 200, body
+            status = json.loads(body)
+            assert status["has_store"] and status["attempts"] == 1 and status["best"]["attempt"] == aid
+            code, _, page = get(f"{server.url}/e/dashboard_pg/attempts/{aid}")
+            assert code == 200 and "ikj over vectors" in page
+        assert not (exp.root / ".looplab").exists()  # it never fell back to a SQLite file
+    finally:
+        store.drop()
+        store.close()

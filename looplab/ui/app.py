@@ -26,8 +26,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from looplab.experiment import Experiment, UserError, load_experiment
+from looplab.store import Store
 from looplab.ui import render
-from looplab.ui.readonly import ReadOnlyStore, open_readonly
+from looplab.ui.readonly import open_readonly
 from looplab.ui.views import View, build_view, summary
 
 POLL_S = 0.5  # how often each open page's event stream looks for new attempts
@@ -64,8 +65,8 @@ def _keys(experiments: list[Experiment]) -> list[Entry]:
 
 
 @contextmanager
-def _store(exp: Experiment) -> Iterator[ReadOnlyStore | None]:
-    store = open_readonly(exp.store_path)
+def _store(exp: Experiment, url: str | None) -> Iterator[Store | None]:
+    store = open_readonly(exp, url)
     try:
         yield store
     finally:
@@ -73,21 +74,21 @@ def _store(exp: Experiment) -> Iterator[ReadOnlyStore | None]:
             store.close()
 
 
-def _view(exp: Experiment) -> tuple[View, str]:
+def _view(exp: Experiment, url: str | None) -> tuple[View, str]:
     """The experiment's view and the version token of the data it was built from."""
-    with _store(exp) as store:
+    with _store(exp, url) as store:
         return build_view(store, exp), _token(store)
 
 
-def _token(store: ReadOnlyStore | None) -> str:
+def _token(store: Store | None) -> str:
     raw = repr(store.fingerprint()) if store is not None else "none"
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
-def _version(exps: list[Experiment]) -> str:
+def _version(exps: list[Experiment], url: str | None) -> str:
     tokens = []
     for exp in exps:
-        with _store(exp) as store:
+        with _store(exp, url) as store:
             tokens.append(_token(store))
     return tokens[0] if len(tokens) == 1 else hashlib.sha1("".join(tokens).encode()).hexdigest()[:12]
 
@@ -97,9 +98,11 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None = None) -> Starlette:
+def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None = None,
+               store: str | None = None) -> Starlette:
     """The dashboard over these experiment folders. allowed_hosts guards against DNS rebinding:
-    by default only loopback names are answered; ["*"] answers any Host header."""
+    by default only loopback names are answered; ["*"] answers any Host header. store: a store
+    URL as for `looplab run --store` (default: $LOOPLAB_STORE, else each experiment's SQLite file)."""
     if not experiment_dirs:
         raise UserError("looplab ui: no experiment given (fix: pass one or more EXPERIMENT_DIR)")
     entries = _keys([load_experiment(d) for d in experiment_dirs])
@@ -120,7 +123,7 @@ def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None =
     def index_body() -> tuple[str, str]:
         items, tokens = [], []
         for e in entries:
-            view, token = _view(e.experiment)
+            view, token = _view(e.experiment, store)
             items.append({"key": e.key, "href": e.href, "s": summary(view)})
             tokens.append(token)
         return render.index_body(items), hashlib.sha1("".join(tokens).encode()).hexdigest()[:12]
@@ -138,11 +141,11 @@ def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None =
     rendered: dict[str, tuple[str, str]] = {}  # key → (version, body): every open page asks after each change
 
     def experiment_body(e: Entry) -> tuple[str, str]:
-        version = _version([e.experiment])
+        version = _version([e.experiment], store)
         hit = rendered.get(e.key)
         if hit is not None and hit[0] == version:
             return hit[1], version
-        view, version = _view(e.experiment)
+        view, version = _view(e.experiment, store)
         body = render.experiment_body(view, lambda i: f"{e.href}attempts/{i}")
         rendered[e.key] = (version, body)
         return body, version
@@ -160,12 +163,12 @@ def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None =
         return HTMLResponse(experiment_body(e)[0]) if e else not_found("experiment")
 
     def attempt_body(e: Entry, attempt_id: int) -> tuple[str, str] | None:
-        with _store(e.experiment) as store:
-            row = store.attempt(attempt_id) if store is not None else None
-            if store is None or row is None:
+        with _store(e.experiment, store) as opened:
+            row = opened.attempt(attempt_id) if opened is not None else None
+            if opened is None or row is None:
                 return None
-            view = build_view(store, e.experiment)
-            return render.attempt_body(view, row, store.calls(attempt_id), back=e.href), _token(store)
+            view = build_view(opened, e.experiment)
+            return render.attempt_body(view, row, opened.calls(attempt_id), back=e.href), _token(opened)
 
     def attempt_page(request: Request) -> Response:
         e = entry(request)
@@ -186,11 +189,11 @@ def create_app(experiment_dirs: list[Path], *, allowed_hosts: list[str] | None =
         e = entry(request)
         if e is None:
             return JSONResponse({"error": "no such experiment"}, status_code=404)
-        view, version = _view(e.experiment)
+        view, version = _view(e.experiment, store)
         return JSONResponse({**summary(view), "version": version})
 
     def events_for(exps: list[Experiment], request: Request) -> StreamingResponse:
-        return StreamingResponse(_events(exps, request.query_params.get("since", "")),
+        return StreamingResponse(_events(exps, store, request.query_params.get("since", "")),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -244,12 +247,12 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _events(exps: list[Experiment], since: str) -> AsyncIterator[str]:
+async def _events(exps: list[Experiment], url: str | None, since: str) -> AsyncIterator[str]:
     """Server-sent events: 'update' whenever the stores change (and at once if the page is stale)."""
     yield "retry: 2000\n\n"
     last, quiet = since, 0
     while True:
-        version = await anyio.to_thread.run_sync(_version, exps)
+        version = await anyio.to_thread.run_sync(_version, exps, url)
         if version != last:
             last, quiet = version, 0
             yield f"event: update\ndata: {version}\n\n"

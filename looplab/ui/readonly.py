@@ -6,7 +6,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from looplab.store import Store
+from looplab.experiment import Experiment
+from looplab.store import Store, is_postgres_url, sqlite_store_path, store_url
 
 
 class ReadOnlyStore(Store):
@@ -25,21 +26,21 @@ class ReadOnlyStore(Store):
         self._lock = threading.RLock()
         self._db.execute("PRAGMA busy_timeout = 30000")
 
-    def fingerprint(self) -> tuple:
-        """Changes whenever an attempt begins or ends or a model call is recorded (cheap to poll)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), -1), COALESCE(SUM(outcome IS NULL), 0), "
-                "COALESCE(MAX(ended_at), 0), (SELECT COUNT(*) FROM calls), "
-                "(SELECT COALESCE(MAX(id), 0) FROM calls) FROM attempts"
-            ).fetchone()
-        return tuple(row)
 
+def open_readonly(experiment: Experiment, url: str | None = None) -> Store | None:
+    """The experiment's store (--store URL, else $LOOPLAB_STORE, else its SQLite file), read-only;
+    None when the experiment has not run yet (or the file is not a store). A PostgreSQL server
+    that cannot be reached is a UserError, as for every other command."""
+    url = store_url(url)
+    if is_postgres_url(url):
+        from looplab.store_postgres import ReadOnlyPostgresStore, schema_name
 
-def open_readonly(path: Path) -> ReadOnlyStore | None:
-    """The store at path, or None when the experiment has not run yet (or the file is not a store)."""
+        try:
+            return ReadOnlyPostgresStore(url, schema=schema_name(experiment.name))
+        except FileNotFoundError:
+            return None
     try:
-        store = ReadOnlyStore(path)
+        store = ReadOnlyStore(sqlite_store_path(experiment, url))
     except (FileNotFoundError, sqlite3.DatabaseError):
         return None
     try:

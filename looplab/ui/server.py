@@ -44,6 +44,17 @@ def find_experiments(dirs: list[Path], cwd: Path | None = None) -> list[Path]:
     return found
 
 
+def _check_store(dirs: list[Path], store: str | None) -> None:
+    """A store URL that is wrong or a server that is down fails now, as one line, not on every page."""
+    from looplab.experiment import load_experiment
+    from looplab.ui.readonly import open_readonly
+
+    for d in dirs:
+        opened = open_readonly(load_experiment(d), store)
+        if opened is not None:
+            opened.close()
+
+
 def url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{shown}:{port}/"
@@ -60,8 +71,8 @@ def _check_port(host: str, port: int) -> None:
                             "(fix: pick another --port, or stop what is using it)") from None
 
 
-def serve(experiment_dirs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the read-only dashboard on host:port until Ctrl-C."""
+def serve(experiment_dirs: list[Path], host: str = "127.0.0.1", port: int = 8765, store: str | None = None) -> None:
+    """Serve the read-only dashboard on host:port until Ctrl-C (store: a store URL, as for `run`)."""
     import uvicorn
 
     from looplab.ui.app import create_app
@@ -69,7 +80,8 @@ def serve(experiment_dirs: list[Path], host: str = "127.0.0.1", port: int = 8765
     dirs = find_experiments(experiment_dirs)
     warning = host_warning(host)
     # Loopback: answer only loopback Host headers, so a rebinding web page cannot read the dashboard.
-    app = create_app(dirs, allowed_hosts=None if warning is None else ["*"])
+    app = create_app(dirs, allowed_hosts=None if warning is None else ["*"], store=store)
+    _check_store(dirs, store)
     _check_port(host, port)
     if warning:
         print(warning, file=sys.stderr)
