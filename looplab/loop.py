@@ -6,6 +6,7 @@ novelty → screen → judge (build, validate, measure, decide) → keep → rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
 import time
@@ -31,7 +32,7 @@ from looplab.prompt import render_markdown, render_prompt
 from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
 from looplab.stats import aggregate_metric
-from looplab.store import AttemptRow, Store, open_store
+from looplab.store import HEARTBEAT_S, AttemptRow, Store, open_store
 
 
 @dataclass
@@ -212,6 +213,8 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
 async def run_search(experiment: Experiment, provider: ModelProvider, options: RunOptions,
                      progress: Progress) -> RunSummary:
     store = open_store(experiment, options.store)
+    store.heartbeat()
+    beating = asyncio.create_task(_heartbeat(store))
     try:
         for attempt_id in store.mark_interrupted():
             progress.note(f"attempt {attempt_id} did not finish last time; recorded as interrupted")
@@ -222,10 +225,21 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
                    random.Random(options.seed))
         return await _attempts(s, progress)
     finally:
+        beating.cancel()
+        with contextlib.suppress(Exception):  # a store that went away must not hide why the run ended
+            store.end_heartbeat()
         store.close()
         close = getattr(provider, "aclose", None)
         if close is not None:
             await close()  # SDK clients hold connections that must close inside the loop
+
+
+async def _heartbeat(store: Store) -> None:
+    """Tells loops on other hosts sharing the store that this one is alive (see Store.silent_loops)."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        with contextlib.suppress(Exception):  # a missed beat must not stop the search; the next may land
+            store.heartbeat()
 
 
 async def _attempts(s: Search, progress: Progress) -> RunSummary:

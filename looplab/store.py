@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["LOG_CHARS", "MIGRATIONS", "AttemptRow", "Store", "open_store", "STORE_ENV"]
 
 STORE_ENV = "LOOPLAB_STORE"  # a store URL used when --store is not given
+HEARTBEAT_S = 30.0  # how often a running loop says it is alive
+SILENT_S = 600.0  # a loop silent this long is dead (a live one whose row was marked still records its result)
 
 
 class Store:
@@ -226,16 +228,42 @@ class Store:
             )
         return 0
 
+    # The store's own clock (the database server's, for PostgreSQL): hosts' clocks may disagree.
+    NOW_SQL = "((julianday('now') - 2440587.5) * 86400.0)"
+
+    def heartbeat(self) -> None:
+        """This loop is alive: a running loop calls it every HEARTBEAT_S."""
+        with self._transaction():
+            self._execute(f"INSERT INTO loops (token, host, pid, beat_at) VALUES (?, ?, ?, {self.NOW_SQL}) "
+                          "ON CONFLICT (token) DO UPDATE SET beat_at = excluded.beat_at",
+                          (self.owner.token, self.owner.host, self.owner.pid))
+
+    def end_heartbeat(self) -> None:
+        """This loop stops cleanly: forget its beat."""
+        with self._transaction():
+            self._execute("DELETE FROM loops WHERE token = ?", (self.owner.token,))
+
+    def silent_loops(self) -> set[str]:
+        """Tokens of loops whose last beat is older than SILENT_S: on another host, they are dead."""
+        with self._lock:
+            rows = self._execute(f"SELECT token FROM loops WHERE beat_at < {self.NOW_SQL} - ?", (SILENT_S,))
+            return {r[0] for r in rows.fetchall()}
+
     def mark_interrupted(self) -> list[int]:
         """In-flight rows of dead loops (a crash, a kill -9) become 'interrupted'; returns their ids.
 
-        Dead means: this Store's own rows, or rows of a loop on this host whose process is gone.
-        Rows of live loops, and of loops on other hosts, stay in flight.
+        Dead means: this Store's own rows, rows of a loop on this host whose process is gone, or
+        rows of a loop anywhere that has not beaten for SILENT_S. Other rows stay in flight.
         """
+        silent = self.silent_loops()
         with self._transaction():
+            for r in self._execute("SELECT token, host, pid FROM loops").fetchall():
+                if r[0] != self.owner.token and (r[0] in silent or is_dead(r[1], r[2], r[0])):
+                    self._execute("DELETE FROM loops WHERE token = ?", (r[0],))  # a dead loop's last beat
             rows = self._execute("SELECT id, owner_host, owner_pid, owner_token FROM attempts "
                                  "WHERE outcome IS NULL ORDER BY id").fetchall()
-            ids = [r[0] for r in rows if r[3] == self.owner.token or is_dead(r[1], r[2], r[3])]
+            ids = [r[0] for r in rows
+                   if r[3] == self.owner.token or r[3] in silent or is_dead(r[1], r[2], r[3])]
             for attempt_id in ids:
                 self._execute(
                     "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE id = ? AND outcome IS NULL",

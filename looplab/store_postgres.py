@@ -109,6 +109,8 @@ class PostgresStore(Store):
         self._init_sharing(_AdvisoryLock(self._connect, _lock_key(schema, "accept")))
         self._migrate()
 
+    NOW_SQL = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+
     def _connect(self, *, read_only: bool = False) -> Any:
         extra = {"options": "-c default_transaction_read_only=on"} if read_only else {}
         try:

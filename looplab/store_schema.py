@@ -71,6 +71,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE attempts ADD COLUMN owner_pid INTEGER;
     ALTER TABLE attempts ADD COLUMN owner_token TEXT;
     """,
+    # 4: running loops beat here, so a loop on another host that died is known by its silence
+    """
+    CREATE TABLE loops (
+        token TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        beat_at REAL NOT NULL
+    );
+    """,
 ]
 
 LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors

@@ -137,6 +137,7 @@ def test_kill_9_mid_attempt_then_resume_records_interrupted(repo, tmp_path):
             try:
                 with sqlite3.connect(db) as conn:
                     if conn.execute("select count(*) from attempts where id >= 1 and outcome is null").fetchone()[0]:
+                        assert conn.execute("select pid from loops").fetchall() == [(proc.pid,)]  # it beats
                         break
             except sqlite3.OperationalError:
                 pass  # created but not migrated yet
@@ -152,3 +153,5 @@ def test_kill_9_mid_attempt_then_resume_records_interrupted(repo, tmp_path):
     status = json.loads(looplab("status", str(exp), "--json").stdout)
     assert status["outcomes"] == {"interrupted": 1, "accepted": 1}
     assert (exp / "runs" / "0002" / "result.json").is_file()
+    with sqlite3.connect(db) as conn:  # the killed loop's last beat is forgotten; the clean one removed its own
+        assert conn.execute("select count(*) from loops").fetchone()[0] == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
-from looplab.store import MIGRATIONS, Store
+from looplab.store import MIGRATIONS, SILENT_S, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,6 +204,32 @@ def test_kill_9_leaves_in_flight_row_that_mark_interrupted_finds(db: Path) -> No
         assert s.attempt(1).outcome is Outcome.SLOWER
         assert s.mark_interrupted() == []
         assert s.begin_attempt(model="m") == 3
+
+
+def silent_loop_scenario(s: Store) -> None:
+    """Loops on another host: the silent one is dead, the beating one and one that never beat are not."""
+    ids = {}
+    for token in ("1.silent", "1.alive", "1.never"):
+        ids[token] = s.begin_attempt(model=token)
+        s._execute("UPDATE attempts SET owner_host = ?, owner_token = ? WHERE id = ?", ("other-host", token, ids[token]))
+    for token, age in (("1.silent", SILENT_S + 60), ("1.alive", 5.0)):
+        s._execute(f"INSERT INTO loops (token, host, pid, beat_at) VALUES (?, ?, ?, {s.NOW_SQL} - ?)",
+                   (token, "other-host", 1, age))
+    assert s.silent_loops() == {"1.silent"}
+    assert s.mark_interrupted() == [ids["1.silent"]]
+    assert s.attempt(ids["1.alive"]).outcome is None and s.attempt(ids["1.never"]).outcome is None
+    assert s.silent_loops() == set()  # the dead loop's last beat is forgotten with it
+    s.heartbeat()
+    s.heartbeat()  # a second beat updates the same row
+    assert [r[0] for r in s._execute("SELECT token FROM loops ORDER BY token").fetchall()] == \
+        sorted(["1.alive", s.owner.token])
+    s.end_heartbeat()
+    assert [r[0] for r in s._execute("SELECT token FROM loops").fetchall()] == ["1.alive"]
+
+
+def test_a_loop_on_another_host_that_stopped_beating_is_dead(db: Path) -> None:
+    with Store(db) as s:
+        silent_loop_scenario(s)
 
 
 def test_upgrades_a_version_1_database(db: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from postgres_server import PostgresServer, find_or_install
+from test_store import silent_loop_scenario
 
 from looplab.experiment import Experiment, UserError, load_experiment
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
@@ -179,6 +180,10 @@ def test_mark_interrupted_spares_live_loops_and_other_hosts(pg: PostgresStore, p
         live.kill()
         live.wait(timeout=30)
     assert pg.mark_interrupted() == [live_id]
+
+
+def test_a_loop_on_another_host_that_stopped_beating_is_dead(pg: PostgresStore) -> None:
+    silent_loop_scenario(pg)  # the same scenario as on SQLite, on the server's clock
 
 
 def test_bad_urls_are_user_errors(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
