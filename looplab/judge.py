@@ -118,6 +118,14 @@ def _beats(median: float, best: float | None, direction: str) -> bool:
     return median < best if direction == "minimize" else median > best
 
 
+TIME_UNITS = ("ns", "us", "µs", "ms", "s", "cycles")
+
+
+def _words(direction: str, unit: str) -> tuple[str, str]:
+    """A time gets faster or slower; anything else (a score, bytes, an error) better or worse."""
+    return ("faster", "slower") if direction == "minimize" and unit in TIME_UNITS else ("better", "worse")
+
+
 _FAILED_AS = {Outcome.INVALID: "wrong", Outcome.TIMEOUT: "timed out", Outcome.CRASH: "crashed"}
 
 
@@ -185,7 +193,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         decision.best_cases = best
         if t.status == "better":
             decision.outcome = Outcome.ACCEPTED
-            decision.reason = f"{shown} faster over {t.rounds} rounds{flag}{gap}"
+            decision.reason = f"{shown} {_words(direction, obj.unit)[0]} over {t.rounds} rounds{flag}{gap}"
         else:
             decision.outcome = Outcome.SPECIALIST
             on = ", ".join(f"{c} {format_speedup(comparisons[c].speedup, comparisons[c].ci_low, comparisons[c].ci_high)}"
@@ -193,7 +201,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
             decision.reason = f"best on {on}; overall {shown} not better{gap}"
         return Verdict(evaluation, decision, holdout)
     if t.high < 1.0:
-        decision.reason = f"{shown} slower"
+        decision.reason = f"{shown} {_words(direction, obj.unit)[1]}"
     elif t.high < 1.0 + obj.min_gain:
         decision.reason = f"{shown} no gain above min_gain {obj.min_gain:.0%}"
     else:
