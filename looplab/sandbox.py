@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from looplab.experiment import LimitsConfig, UserError
 from looplab.scrub import scrub_secrets  # also part of this module's public API
 
 MODE_ENV = "LOOPLAB_SANDBOX"  # "bwrap", "rlimits" or unset (auto)
+RUN_MARK_ENV = "LOOPLAB_SANDBOX_RUN"  # rlimits mode without root: marks a run's processes for the sweep
 
 # Variables a build or a harness may need; everything else (API keys, tokens) stays out.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SOURCE_DATE_EPOCH")
@@ -233,20 +234,32 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _kill_uid(uid: int) -> None:
-    """Kill every process of a throw-away uid (catches children that left the process group)."""
+def _sweep(belongs: Callable[[str], bool]) -> None:
+    """SIGKILL every process (by /proc entry) that belongs to the run, until none is left."""
     for _ in range(5):
         found = False
         for p in os.listdir("/proc"):
             try:
-                if p.isdigit() and os.stat(f"/proc/{p}").st_uid == uid:
+                if p.isdigit() and int(p) != os.getpid() and belongs(p):
                     os.kill(int(p), signal.SIGKILL)
                     found = True
             except OSError:
-                pass
+                pass  # gone meanwhile, or not ours to read (then not the run's either)
         if not found:
             return
         time.sleep(0.01)
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of a throw-away uid (catches children that left the process group)."""
+    _sweep(lambda p: os.stat(f"/proc/{p}").st_uid == uid)
+
+
+def _kill_marked(token: str) -> None:
+    """Kill every process whose environment carries this run's mark (catches setsid escapes when
+    there is neither a pid namespace nor a throw-away uid to find them by)."""
+    mark = f"{RUN_MARK_ENV}={token}".encode()
+    _sweep(lambda p: mark in Path(f"/proc/{p}/environ").read_bytes().split(b"\0"))
 
 
 def _signal_of(rc: int | None) -> int | None:
@@ -331,6 +344,9 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
     else:
         full = launcher + list(argv)
         env = scrubbed_env(workdir, str(workdir))
+    mark = secrets.token_hex(8) if active == "rlimits" and uid < 0 else ""
+    if mark:
+        env[RUN_MARK_ENV] = mark
     cap = limits.output_kb * 1024
     out, err, flood = bytearray(), bytearray(), asyncio.Event()
     # Our own pipes, not asyncio's: wait() then returns when the process ends even if something it
@@ -360,6 +376,8 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
             _kill_group(proc.pid)
             if uid >= 0:
                 _kill_uid(uid)
+            if mark:
+                _kill_marked(mark)
             flooded.cancel()
         timed_out = not done
         rc = await waiter

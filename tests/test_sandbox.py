@@ -113,10 +113,21 @@ def test_root_runs_candidates_unprivileged(mode: str, work: Path) -> None:
 
 def test_timeout_kills_the_whole_group(mode: str, work: Path) -> None:
     marker = f"{secrets.randbelow(10**6) + 10**6}.25"
-    escape = f"setsid sleep {marker} &" if ROOT or mode == "bwrap" else ""
+    escape = f"setsid sleep {marker} &"  # leaves the group: caught by pid namespace, uid or run mark
     res = run(["/bin/sh", "-c", f"sleep {marker} & sleep {marker} & {escape} sleep {marker}"], work, timeout=1)
     assert res.timed_out and res.signal == 9
     assert _processes_with(marker) == []
+
+
+def test_rlimits_mode_without_root_still_kills_setsid_escapes(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not root: no pid namespace and no throw-away uid to find escaped processes by; the run's mark finds them.
+    monkeypatch.setenv(sandbox.MODE_ENV, "rlimits")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    hung, done = (f"{secrets.randbelow(10**6) + 10**6}.5{k}" for k in range(2))
+    res = run(["/bin/sh", "-c", f"setsid sleep {hung} & sleep {hung}"], work, timeout=1)
+    assert res.timed_out and _processes_with(hung) == []
+    res = run(["/bin/sh", "-c", f"setsid sleep {done} & echo left one behind"], work)
+    assert res.returncode == 0 and not res.timed_out and _processes_with(done) == []
 
 
 def test_process_count_is_limited(mode: str, work: Path) -> None:
