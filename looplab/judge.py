@@ -180,6 +180,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
             decision.reason = f"{shown} is suspicious (over 10x) and failed a second validation: {again.reason}"
             return Verdict(again, decision)
         flag = " (over 10x: re-validated with fresh inputs)"
+        decision.revalidated = True
     best = [c for c, cmp in comparisons.items()
             if cmp.ci_low > 1.0 + obj.min_gain and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
     if t.status == "better" or best:

@@ -165,6 +165,7 @@ class Decision:
     best_cases: list[str] = field(default_factory=list)  # cases where the candidate is now best known
     holdout_speedup: float | None = None
     rounds: int = 0
+    revalidated: bool = False  # over 10x: validated a second time with fresh inputs (flagged in SCORES)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -92,6 +92,8 @@ def _winner(row: AttemptRow, base_metric: float | None, direction: str) -> dict[
         "commit": row.commit,
         "strategy": row.strategy,
         "outcome": row.outcome.value if row.outcome else None,
+        "holdout": row.details.get("holdout_speedup"),  # vs the same incumbent, on the hidden cases
+        "revalidated": bool(row.decision.get("revalidated")),
     }
 
 
@@ -184,14 +186,16 @@ def render_scores_md(data: dict) -> str:
         "",
         "## Winners",
         "",
-        f"| Timestamp | Model | Metric ({unit}) | Seed | Win | Commit | Notes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| Timestamp | Model | Metric ({unit}) | Seed | Win (search) | Win (holdout) | Commit | Notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for w in data["winners"]:
         notes = w["outcome"] if not w["strategy"] else f"{w['strategy']} ({w['outcome']})"
+        if w["revalidated"]:
+            notes += " — over 10x: re-validated with fresh inputs"
         lines.append(
             f"| {w['timestamp']} | {_cell(w['model'] or '—')} | {_num(w['metric'])} | {_x(w['vs_seed'])} | "
-            f"{_x(w['win'], w['ci_low'], w['ci_high'])} | {w['commit'] or '—'} | {_cell(notes)} |"
+            f"{_x(w['win'], w['ci_low'], w['ci_high'])} | {_x(w['holdout'])} | {w['commit'] or '—'} | {_cell(notes)} |"
         )
     ref = data.get("reference") is not None
     lines += ["", "## Best per case", "",

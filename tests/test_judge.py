@@ -90,7 +90,7 @@ def test_best_on_one_case_is_a_specialist_only_if_it_beats_the_best_known(speed:
 
 def test_over_10x_is_revalidated_and_flagged(speed: Experiment) -> None:
     d = run_judge(speed, '{"all": 20.0}').decision
-    assert d.outcome == Outcome.ACCEPTED and "over 10x: re-validated with fresh inputs" in d.reason
+    assert d.outcome == Outcome.ACCEPTED and "over 10x: re-validated with fresh inputs" in d.reason and d.revalidated
 
 
 def test_failures_before_timing_and_a_broken_incumbent(speed: Experiment) -> None:

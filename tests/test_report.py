@@ -89,8 +89,8 @@ def test_scores_files(store: Store, exp: Experiment) -> None:
     assert "- Cost: $0.0300" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| 20")]
     assert len(rows) == 4  # seed + three winners
-    assert rows[1].endswith("| openai:gpt-4o-mini | 160 | x1.25 | x1.25 [1.21, 1.29] | abc1234 | ikj loop order (accepted) |")
-    assert rows[2].endswith("| 170 | x1.18 | x0.94 [0.90, 0.98] | bbb2222 | wide tiles (specialist) |")
+    assert rows[1].endswith("| openai:gpt-4o-mini | 160 | x1.25 | x1.25 [1.21, 1.29] | — | abc1234 | ikj loop order (accepted) |")
+    assert rows[2].endswith("| 170 | x1.18 | x0.94 [0.90, 0.98] | — | bbb2222 | wide tiles (specialist) |")
     assert rows[3].endswith("| def5678 | blocking \\| 32x32 tiles (accepted) |")
     assert [(c["case"], c["kind"], c["best_median"], c["attempt"]) for c in data["cases"]] == [
         ("n96", "search", 50.0, 5), ("n128", "search", 100.0, 5), ("n160", "search", 250.0, 4),
@@ -119,7 +119,7 @@ def test_no_holdout_rows_without_holdout_data(exp: Experiment) -> None:
     with Store(exp.store_path) as s:
         s.record_baseline(source="seed", metric=10.0, evaluation=_ev(n96=10.0))
         md = render_scores_md(scores_dict(s, exp))
-    assert "| n96 | search | 10 |" in md and "holdout" not in md
+    assert "| n96 | search | 10 |" in md and "| holdout |" not in md
     assert "| n128 | search | — |" in md  # configured but never measured
 
 
@@ -174,3 +174,17 @@ def test_reference_missing_a_case_shows_a_dash_and_no_overall(store: Store, exp:
 def test_no_reference_no_column(store: Store, exp: Experiment) -> None:
     data = write_scores(store, exp)
     assert data["reference"] is None and "% of reference" not in (exp.root / "SCORES.md").read_text()
+
+
+def test_winners_show_the_holdout_gain_and_the_over_10x_flag(exp: Experiment) -> None:
+    with Store(exp.store_path) as s:
+        s.record_baseline(source="seed", metric=1000.0, evaluation=_ev(n96=1000.0))
+        aid = s.begin_attempt(model="m")
+        dec = Decision(outcome=Outcome.ACCEPTED, reason="", speedup=12.0, ci_low=11.0, ci_high=13.0, revalidated=True)
+        s.finish_attempt(aid, outcome=Outcome.ACCEPTED, strategy="packed panels", evaluation=_ev(n96=83.0),
+                         decision=dec, metric=83.0, details={"holdout_speedup": 9.5})
+        data = scores_dict(s, exp)
+    assert data["winners"][1]["holdout"] == 9.5 and data["winners"][1]["revalidated"] is True
+    row = [ln for ln in render_scores_md(data).splitlines() if "packed panels" in ln][0]
+    assert row.endswith("| x12.00 [11.00, 13.00] | x9.50 | — | packed panels (accepted) — over 10x: re-validated "
+                        "with fresh inputs |")
