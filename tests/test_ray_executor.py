@@ -208,3 +208,30 @@ def test_make_executor(experiment: Experiment) -> None:
     assert type(make_executor(experiment)) is Evaluator
     with pytest.raises(UserError, match="--executor nope: unknown executor"):
         make_executor(experiment, "nope")
+
+
+def test_a_short_search_runs_on_the_cluster(cluster, tmp_path: Path) -> None:
+    import json
+
+    from eval_helpers import FAST_MATMUL
+
+    from looplab.loop import RunOptions, run_search
+    from looplab.models.replay import ReplayProvider
+    from looplab.progress import LineProgress
+    from looplab.store import Store
+
+    root = tmp_path / "matmul"
+    shutil.copytree(FIXTURE, root)
+    exp = load_experiment(root)
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("".join(json.dumps({"content": f"Strategy: {s}\n\n```c\n{code}```\n"}) + "\n"
+                               for s, code in (("typo", BROKEN), ("halve", WRONG), ("vectors", FAST_MATMUL))))
+    log = io.StringIO()
+    summary = run(run_search(exp, ReplayProvider(replies), RunOptions(loop=3, executor="ray"), LineProgress(log)))
+    assert summary.attempts == [1, 2, 3], log.getvalue()
+    with Store(exp.store_path) as s:
+        assert s.outcome_counts() == {"compile_error": 1, "invalid": 1, "accepted": 1}
+        assert s.incumbent().id == 3 and s.incumbent().commit
+    # Builds and runs happened on the Ray workers, from the shipped bundle, not in the local build cache.
+    assert not (exp.state_dir / "build").exists()
+    assert any(cache_root().glob("*/matmul/experiment.toml"))
