@@ -37,6 +37,12 @@ def _x(x: float | None, lo: float | None = None, hi: float | None = None) -> str
     return f"x{x:.2f}{ci}"
 
 
+def _win(w: dict[str, Any]) -> str:
+    """The gain over the incumbent it beat, on the search cases and (side by side) on the holdout cases."""
+    text = _x(w["win"], w["ci_low"], w["ci_high"])
+    return text if w["holdout"] is None else f"{text}; holdout {_x(w['holdout'])}"
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}%"
 
@@ -186,8 +192,8 @@ def render_scores_md(data: dict) -> str:
         "",
         "## Winners",
         "",
-        f"| Timestamp | Model | Metric ({unit}) | Seed | Win (search) | Win (holdout) | Commit | Notes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| Timestamp | Model | Metric ({unit}) | Seed | Win | Commit | Notes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for w in data["winners"]:
         notes = w["outcome"] if not w["strategy"] else f"{w['strategy']} ({w['outcome']})"
@@ -195,7 +201,7 @@ def render_scores_md(data: dict) -> str:
             notes += " — over 10x: re-validated with fresh inputs"
         lines.append(
             f"| {w['timestamp']} | {_cell(w['model'] or '—')} | {_num(w['metric'])} | {_x(w['vs_seed'])} | "
-            f"{_x(w['win'], w['ci_low'], w['ci_high'])} | {_x(w['holdout'])} | {w['commit'] or '—'} | {_cell(notes)} |"
+            f"{_win(w)} | {w['commit'] or '—'} | {_cell(notes)} |"
         )
     ref = data.get("reference") is not None
     lines += ["", "## Best per case", "",

@@ -89,8 +89,8 @@ def test_scores_files(store: Store, exp: Experiment) -> None:
     assert "- Cost: $0.0300" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| 20")]
     assert len(rows) == 4  # seed + three winners
-    assert rows[1].endswith("| openai:gpt-4o-mini | 160 | x1.25 | x1.25 [1.21, 1.29] | — | abc1234 | ikj loop order (accepted) |")
-    assert rows[2].endswith("| 170 | x1.18 | x0.94 [0.90, 0.98] | — | bbb2222 | wide tiles (specialist) |")
+    assert rows[1].endswith("| openai:gpt-4o-mini | 160 | x1.25 | x1.25 [1.21, 1.29] | abc1234 | ikj loop order (accepted) |")
+    assert rows[2].endswith("| 170 | x1.18 | x0.94 [0.90, 0.98] | bbb2222 | wide tiles (specialist) |")
     assert rows[3].endswith("| def5678 | blocking \\| 32x32 tiles (accepted) |")
     assert [(c["case"], c["kind"], c["best_median"], c["attempt"]) for c in data["cases"]] == [
         ("n96", "search", 50.0, 5), ("n128", "search", 100.0, 5), ("n160", "search", 250.0, 4),
@@ -186,5 +186,5 @@ def test_winners_show_the_holdout_gain_and_the_over_10x_flag(exp: Experiment) ->
         data = scores_dict(s, exp)
     assert data["winners"][1]["holdout"] == 9.5 and data["winners"][1]["revalidated"] is True
     row = [ln for ln in render_scores_md(data).splitlines() if "packed panels" in ln][0]
-    assert row.endswith("| x12.00 [11.00, 13.00] | x9.50 | — | packed panels (accepted) — over 10x: re-validated "
-                        "with fresh inputs |")
+    assert row.endswith("| x12.00 [11.00, 13.00]; holdout x9.50 | — | packed panels (accepted) — over 10x: "
+                        "re-validated with fresh inputs |")
