@@ -12,6 +12,7 @@ import math
 import os
 import re
 import uuid
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,23 @@ def _unexplored(rows: list[AttemptRow], experiment: Experiment, scrub) -> list[d
 def build_memory(store: Store, experiment: Experiment, window: int = WINDOW) -> dict:
     """worked (every winner) / failing and unexplored (the latest `window` attempts), from the store.
 
-    The window keeps the per-attempt cost flat however long the search runs.
+    The window keeps the per-attempt cost flat however long the search runs. The memory written
+    after an attempt is what the next attempt's prompt reads: it is built once while the store
+    has not changed in between.
     """
+    key = (store.fingerprint(), store.get_meta("insights"), experiment.root, window)
+    cached = _BUILT.get(store)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    memory = _build(store, experiment, window)
+    _BUILT[store] = (key, memory)
+    return memory
+
+
+_BUILT: weakref.WeakKeyDictionary[Store, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
+
+
+def _build(store: Store, experiment: Experiment, window: int) -> dict:
     holdout = set(experiment.holdout_cases)
     scrub = _scrubber(holdout)
     recent = [r for r in reversed(store.attempts(limit=window, newest_first=True, light=True)) if r.outcome is not None]

@@ -7,9 +7,10 @@ shingles above a threshold, against candidates that were already evaluated (buil
 from __future__ import annotations
 
 import builtins
+import heapq
 import keyword
+import math
 import re
-from dataclasses import dataclass
 
 from looplab.extract import normalize
 
@@ -48,31 +49,44 @@ def similarity(a: frozenset[int], b: frozenset[int]) -> float:
     return len(a & b) / len(a | b)
 
 
-@dataclass
-class Seen:
-    attempt_id: int
-    shingles: frozenset[int]
-
-
 class NoveltyIndex:
-    """Shingle sets of evaluated candidates, kept in memory so each check is one pass."""
+    """Shingle sets of evaluated candidates, with a prefix-filter index so a check reads only the
+    few candidates that can reach the threshold (not every one ever evaluated).
+
+    Prefix filtering: with shingles in one global order, two sets of Jaccard similarity >= t share
+    at least one of the first |x| - ceil(t * |x|) + 1 shingles of each; only those are indexed.
+    """
 
     def __init__(self, language: str, threshold: float):
         self.language = language
         self.threshold = threshold
-        self.seen: list[Seen] = []
+        self.ids: list[int] = []
+        self.sets: list[frozenset[int]] = []
+        self._postings: dict[int, list[int]] = {}  # prefix shingle -> positions in ids/sets
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _prefix(self, sh: frozenset[int]) -> list[int]:
+        keep = len(sh) - math.ceil(min(self.threshold, 1.0) * len(sh) - 1e-9) + 1  # float slack: never too short
+        return heapq.nsmallest(max(keep, 1), sh)
 
     def add(self, attempt_id: int, source: str) -> None:
-        self.seen.append(Seen(attempt_id, shingles(source, self.language)))
+        sh = shingles(source, self.language)
+        self.ids.append(attempt_id)
+        self.sets.append(sh)
+        for token in self._prefix(sh):
+            self._postings.setdefault(token, []).append(len(self.sets) - 1)
 
     def nearest(self, source: str) -> tuple[int, float] | None:
         """The most similar evaluated attempt at or above the threshold, as (attempt id, similarity)."""
         if self.threshold >= 1.0:
             return None
         mine = shingles(source, self.language)
+        candidates = {i for token in self._prefix(mine) for i in self._postings.get(token, ())}
         best: tuple[int, float] | None = None
-        for seen in self.seen:
-            s = similarity(mine, seen.shingles)
+        for i in sorted(candidates):
+            s = similarity(mine, self.sets[i])
             if s >= self.threshold and (best is None or s > best[1]):
-                best = (seen.attempt_id, s)
+                best = (self.ids[i], s)
         return best

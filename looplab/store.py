@@ -401,12 +401,14 @@ class Store:
     def fingerprint(self) -> tuple:
         """Changes whenever an attempt begins or ends or a model call is recorded (cheap to poll)."""
         with self._lock:
+            # Index lookups only, so polling costs the same however many attempts the store holds:
+            # a begin raises the max id, a finish lowers the in-flight count, a call raises its max id.
             row = self._execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), -1), "
-                "COALESCE(SUM(CASE WHEN outcome IS NULL THEN 1 ELSE 0 END), 0), COALESCE(MAX(ended_at), 0), "
-                "(SELECT COUNT(*) FROM calls), (SELECT COALESCE(MAX(id), 0) FROM calls) FROM attempts"
+                "SELECT (SELECT COALESCE(MAX(id), -1) FROM attempts), "
+                "(SELECT COUNT(*) FROM attempts WHERE outcome IS NULL), "
+                "(SELECT COALESCE(MAX(id), 0) FROM calls)"
             ).fetchone()
-        return tuple(row[i] for i in range(6))
+        return tuple(row[i] for i in range(3))
 
     def mean_attempt_cost(self) -> float | None:
         """Mean cost of the attempts whose calls are all priced; None before the first one."""

@@ -80,6 +80,11 @@ MIGRATIONS: list[str] = [
         beat_at REAL NOT NULL
     );
     """,
+    # 5: usage (per attempt and in total) read from a small covering index, not from call rows
+    # that hold whole replies
+    """
+    CREATE INDEX calls_usage ON calls(attempt_id, prompt_tokens, completion_tokens, cached_tokens, cost_usd);
+    """,
 ]
 
 LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
