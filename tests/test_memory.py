@@ -181,3 +181,13 @@ def test_write_memory_regenerates_from_scratch(store: Store, exp: Experiment) ->
     assert "stale" not in md and md.startswith("# Memory")
     assert "- (nothing yet)" in md  # no winners, no failures yet
     assert json.loads((exp.root / "MEMORY.json").read_text())["unexplored"][0]["idea"] == "loop interchange (ikj)"
+
+
+def test_memory_is_rebuilt_only_when_the_store_changed(store: Store, exp: Experiment) -> None:
+    first = build_memory(store, exp)
+    assert build_memory(store, exp) is first  # the prompt after a write reads what was just written
+    _compile_error(store, "x.c:3:5: error: expected ';' before '}' token")
+    second = build_memory(store, exp)
+    assert second is not first and second["failing"][0]["count"] == 1
+    store.set_meta("insights", "- unrolling by 8 beat 4")
+    assert build_memory(store, exp)["insights"] == ["unrolling by 8 beat 4"]
