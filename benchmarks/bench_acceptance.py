@@ -26,7 +26,7 @@ from pathlib import Path
 from looplab.calibrate import calibrate
 from looplab.evaluate import Evaluator
 from looplab.experiment import load_experiment
-from looplab.judge import time_interleaved
+from looplab.judge import confirmed_timing
 from looplab.stats import look_points
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "matmul"
@@ -87,7 +87,7 @@ async def main(trials: int, faster_trials: int) -> dict:
         found, speedups, rounds = 0, [], []
         start = time.monotonic()
         for _ in range(faster_trials):
-            t = await time_interleaved(evaluator, FASTER, exp.baseline_source, exp.search_cases, looks=looks,
+            t = await confirmed_timing(evaluator, FASTER, exp.baseline_source, exp.search_cases, looks=looks,
                                        confidence=obj.confidence, min_gain=obj.min_gain)
             if t.failure is not None:
                 raise SystemExit(f"the faster candidate failed: {t.failure.reason}")

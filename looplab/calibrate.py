@@ -1,7 +1,8 @@
 """The machine's noise floor: time the incumbent against itself through the judge's own decision rule.
 
 Every trial is an A/A comparison (same source, same binary) with the experiment's rounds, sequential
-looks, confidence and min_gain. A "better" verdict is a false acceptance. The per-round spread of
+looks, confidence and min_gain, confirmed by a second session as the judge does. A confirmed
+"better" verdict is a false acceptance. The per-round spread of
 the log ratio gives the smallest gain the settings can reliably (80% power) detect.
 """
 
@@ -12,7 +13,7 @@ import statistics
 
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, UserError
-from looplab.judge import time_interleaved
+from looplab.judge import confirmed_timing
 from looplab.sandbox import protection
 from looplab.stats import decision_confidence, look_points, min_detectable_gain
 
@@ -32,7 +33,7 @@ async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int
     looks = look_points(obj.rounds, obj.max_rounds)
     false_accepts, rounds_used, spreads = 0, [], []
     for _ in range(trials):
-        t = await time_interleaved(evaluator, source, source, cases, looks=looks,
+        t = await confirmed_timing(evaluator, source, source, cases, looks=looks,
                                    confidence=obj.confidence, min_gain=obj.min_gain)
         if t.failure is not None:
             raise UserError(f"{experiment.root}: the incumbent failed while timing: {t.failure.reason} "
@@ -43,7 +44,7 @@ async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int
             spreads.append(statistics.variance(t.round_gains))
     noise_sd = math.sqrt(statistics.fmean(spreads)) if spreads else 0.0  # pooled within-trial spread
     conf = decision_confidence(obj.confidence, len(looks))
-    detectable = max(min_detectable_gain(noise_sd, rounds=looks[-1], confidence=conf), obj.min_gain)
+    detectable = max(min_detectable_gain(noise_sd, rounds=looks[-1], confidence=conf, sessions=2), obj.min_gain)
     return {
         "false_accept_rate": false_accepts / trials,
         "false_accepts": false_accepts,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from looplab.records import CaseComparison, CaseResult
 
-_Z80 = 0.8416  # one-sided normal quantile for 80% power
+POWER = 0.8  # the chance of finding a gain of min_detectable_gain
 FALSE_ACCEPT_SHARE = 0.2  # of (1 - confidence): the budget for accepting a candidate that is not better
 
 
@@ -169,12 +169,16 @@ def decision_confidence(confidence: float, looks: int, comparisons: int = 1) -> 
     return 1.0 - 2.0 * (1.0 - confidence) * FALSE_ACCEPT_SHARE / (looks * comparisons)
 
 
-def min_detectable_gain(noise_sd: float, *, rounds: int, confidence: float) -> float:
-    """Smallest gain found with ~80% power at `rounds` rounds, given the per-round log-ratio spread."""
+def min_detectable_gain(noise_sd: float, *, rounds: int, confidence: float, sessions: int = 1) -> float:
+    """Smallest gain found with ~80% power at `rounds` rounds, given the per-round log-ratio spread.
+
+    sessions: how many independent sessions must each find it (the judge confirms a win with a second).
+    """
     if rounds < 2:
         return math.inf
     t = t_quantile(0.5 + confidence / 2.0, rounds - 1)
-    return math.exp((t + _Z80) * noise_sd / math.sqrt(rounds)) - 1.0
+    z = statistics.NormalDist().inv_cdf(POWER ** (1.0 / sessions))  # each session finds it: power^(1/n)
+    return math.exp((t + z) * noise_sd / math.sqrt(rounds)) - 1.0
 
 
 def format_speedup(estimate: float, low: float, high: float) -> str:

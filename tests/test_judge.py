@@ -64,6 +64,7 @@ def test_baseline_respelled_is_not_accepted(matmul: Experiment) -> None:
 def test_clear_gain_is_accepted_with_holdout_speedup(speed: Experiment) -> None:
     d = run_judge(speed, '{"all": 1.5}').decision
     assert d.outcome == Outcome.ACCEPTED and 1.4 < d.speedup < 1.6 and 1.4 < d.holdout_speedup < 1.6
+    assert d.rounds >= 6  # two sessions of at least 3 rounds: the first found it, the second confirmed it
     assert "holdout x1.5" in d.reason or "holdout x1.4" in d.reason
 
 
@@ -153,3 +154,20 @@ def test_calibrate_reports_the_noise_floor(speed: Experiment) -> None:
     assert 0 < result["noise_sd"] < 0.05 and result["mean_rounds"] == 3
     with pytest.raises(UserError, match="does not pass its own evaluation"):
         asyncio.run(calibrate(speed, Evaluator(speed), trials=1, source='{"crash": True}'))
+
+
+def test_a_win_the_second_session_does_not_see_is_not_accepted(speed: Experiment, monkeypatch) -> None:
+    import looplab.judge as judge_module
+
+    real, sessions = judge_module.time_interleaved, []
+
+    async def second_sees_no_gain(evaluator, candidate, incumbent, cases, **kw):
+        sessions.append(candidate)
+        if len(sessions) == 2:  # the confirming session times the incumbent against itself
+            candidate = incumbent
+        return await real(evaluator, candidate, incumbent, cases, **kw)
+
+    monkeypatch.setattr(judge_module, "time_interleaved", second_sees_no_gain)
+    d = run_judge(speed, '{"all": 1.5}').decision
+    assert len(sessions) == 2 and d.outcome == Outcome.SLOWER
+    assert "faster in a first session, not confirmed by a second" in d.reason and d.holdout_speedup is None
