@@ -314,6 +314,9 @@ def _print_status(experiment, store_url: str | None = None) -> None:
     print(f"  best: {metric}, {speed} over the baseline, commit {best.get('commit') or '-'}")
     print(f"  usage: {usage['total_tokens']} tokens ({usage['prompt_tokens']} prompt, "
           f"{usage['completion_tokens']} completion, {usage['cached_tokens']} cached), cost {cost}")
+    if s["loops"]:
+        running = ", ".join(f"{lp['host']}:{lp['pid']} (beat {lp['last_beat_s']:.0f} s ago)" for lp in s["loops"])
+        print(f"  running now: {running}")
     print(f"  sandbox: {s['sandbox']}")
     print(f"  model without --model: {s['model']['default']} ({s['model']['why']})")
 

@@ -72,6 +72,7 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
         "experiment": experiment.name,
         "attempts": sum(counts.values()),
         "in_flight": len(store.in_flight()),
+        "loops": store.live_loops(),  # `looplab run` processes working on this experiment now
         "outcomes": counts,
         "best": {
             "metric": inc.metric if inc else None,

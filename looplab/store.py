@@ -243,6 +243,13 @@ class Store:
         with self._transaction():
             self._execute("DELETE FROM loops WHERE token = ?", (self.owner.token,))
 
+    def live_loops(self) -> list[dict[str, Any]]:
+        """Loops that beat within SILENT_S: host, pid and seconds since their last beat."""
+        with self._lock:
+            rows = self._execute(f"SELECT host, pid, {self.NOW_SQL} - beat_at FROM loops "
+                                 f"WHERE beat_at >= {self.NOW_SQL} - ? ORDER BY host, pid", (SILENT_S,)).fetchall()
+        return [{"host": r[0], "pid": int(r[1]), "last_beat_s": round(max(float(r[2]), 0.0), 1)} for r in rows]
+
     def silent_loops(self) -> set[str]:
         """Tokens of loops whose last beat is older than SILENT_S: on another host, they are dead."""
         with self._lock:

@@ -144,6 +144,8 @@ def test_kill_9_mid_attempt_then_resume_records_interrupted(repo, tmp_path):
         time.sleep(0.2)
     else:
         pytest.fail("the run never started an attempt")
+    live = json.loads(looplab("status", str(exp), "--json").stdout)["loops"]
+    assert [loop["pid"] for loop in live] == [proc.pid]  # status shows who is working on the experiment
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     replies = write_replies(tmp_path / "r.jsonl", [REPLIES[3]])

@@ -61,6 +61,7 @@ def test_status_dict_exact_shape(store: Store, exp: Experiment) -> None:
         "experiment": "matmul",
         "attempts": 5,
         "in_flight": 1,
+        "loops": [],
         "outcomes": {"accepted": 2, "compile_error": 1, "slower": 1, "specialist": 1},
         "best": {"metric": 100.0, "unit": "us", "speedup": 2.0, "commit": "def5678", "attempt": 5},
         "baseline": {"metric": 200.0},

@@ -221,6 +221,9 @@ def silent_loop_scenario(s: Store) -> None:
     assert s.silent_loops() == set()  # the dead loop's last beat is forgotten with it
     s.heartbeat()
     s.heartbeat()  # a second beat updates the same row
+    live = s.live_loops()  # the silent loop is not among them
+    assert [(lp["host"], lp["pid"]) for lp in live] == sorted([("other-host", 1), (s.owner.host, s.owner.pid)])
+    assert all(0 <= lp["last_beat_s"] < 60 for lp in live)
     assert [r[0] for r in s._execute("SELECT token FROM loops ORDER BY token").fetchall()] == \
         sorted(["1.alive", s.owner.token])
     s.end_heartbeat()
