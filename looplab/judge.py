@@ -209,13 +209,15 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
                 if cmp.ci_low > 1.0 + obj.min_gain and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
 
     t = await session()
-    best = best_in(compared(t)) if t.failure is None else []
+    comparisons = compared(t) if t.failure is None else {}
+    best = best_in(comparisons)
     if t.failure is None and (t.status == "better" or best):
         # A win must show twice: bursts of other work on a shared machine fake one now and then.
         again = await session()
         best = [c for c in best if again.failure is None and c in best_in(compared(again))]
         t = merge_sessions(t, again, confirmed=again.status == "better", confidence=obj.confidence,
                            min_gain=obj.min_gain, direction=direction, looks=len(looks))
+        comparisons = compared(t) if t.failure is None else {}  # over both sessions, for the record
     if t.failure is not None:
         if t.failed_side == "incumbent":
             reason = f"the incumbent failed while timing: {t.failure.reason}"
@@ -223,7 +225,6 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         reason = f"on a re-run with fresh inputs: {t.failure.reason}"
         return Verdict(t.failure, Decision(t.failure.failure or Outcome.CRASH, reason))
     evaluation = _with_samples(validation, t.candidate)
-    comparisons = compared(t)
     decision = Decision(Outcome.SLOWER, "", speedup=t.estimate, ci_low=t.low, ci_high=t.high,
                         cases=comparisons, rounds=t.rounds)
     shown = format_speedup(t.estimate, t.low, t.high)

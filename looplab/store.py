@@ -243,18 +243,21 @@ class Store:
         with self._transaction():
             self._execute("DELETE FROM loops WHERE token = ?", (self.owner.token,))
 
+    def _loops(self) -> list[tuple[str, str, int, float]]:
+        """(token, host, pid, seconds since the last beat) of every loop that has beaten."""
+        with self._lock:
+            rows = self._execute(f"SELECT token, host, pid, {self.NOW_SQL} - beat_at FROM loops "
+                                 "ORDER BY host, pid").fetchall()
+        return [(r[0], r[1], int(r[2]), max(float(r[3]), 0.0)) for r in rows]
+
     def live_loops(self) -> list[dict[str, Any]]:
         """Loops that beat within SILENT_S: host, pid and seconds since their last beat."""
-        with self._lock:
-            rows = self._execute(f"SELECT host, pid, {self.NOW_SQL} - beat_at FROM loops "
-                                 f"WHERE beat_at >= {self.NOW_SQL} - ? ORDER BY host, pid", (SILENT_S,)).fetchall()
-        return [{"host": r[0], "pid": int(r[1]), "last_beat_s": round(max(float(r[2]), 0.0), 1)} for r in rows]
+        return [{"host": host, "pid": pid, "last_beat_s": round(age, 1)}
+                for _, host, pid, age in self._loops() if age < SILENT_S]
 
     def silent_loops(self) -> set[str]:
         """Tokens of loops whose last beat is older than SILENT_S: on another host, they are dead."""
-        with self._lock:
-            rows = self._execute(f"SELECT token FROM loops WHERE beat_at < {self.NOW_SQL} - ?", (SILENT_S,))
-            return {r[0] for r in rows.fetchall()}
+        return {token for token, _, _, age in self._loops() if age >= SILENT_S}
 
     def mark_interrupted(self) -> list[int]:
         """In-flight rows of dead loops (a crash, a kill -9) become 'interrupted'; returns their ids.

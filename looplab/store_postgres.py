@@ -100,14 +100,27 @@ class _AdvisoryLock:
 class PostgresStore(Store):
     """Store's queries on a PostgreSQL connection, in schema `schema` (see schema_name)."""
 
+    READ_ONLY = False
+
     def __init__(self, url: str, *, schema: str) -> None:
         _require_psycopg(url)
         self.url, self.schema = url, schema
         self.path = None  # type: ignore[assignment]  # no file: the store lives in the server
         self._lock = threading.RLock()
-        self._db = self._connect()
+        self._db = self._connect(read_only=self.READ_ONLY)
+        if self.READ_ONLY:
+            self._accept = None  # type: ignore[assignment]  # never accepts anything
+            self._require_schema()
+            return
         self._init_sharing(_AdvisoryLock(self._connect, _lock_key(schema, "accept")))
         self._migrate()
+
+    def _require_schema(self) -> None:
+        found = self._db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                                 "AND table_name = 'attempts'", (self.schema,)).fetchone()
+        if not found:
+            self._db.close()
+            raise FileNotFoundError(f"{redact(self.url)}: no store for schema {self.schema} yet")
 
     NOW_SQL = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 
@@ -160,15 +173,4 @@ class ReadOnlyPostgresStore(PostgresStore):
     No schema is created and no migration runs; the dashboard and progress panel only look.
     """
 
-    def __init__(self, url: str, *, schema: str) -> None:
-        _require_psycopg(url)
-        self.url, self.schema = url, schema
-        self.path = None  # type: ignore[assignment]
-        self._lock = threading.RLock()
-        self._accept = None  # type: ignore[assignment]  # never accepts anything
-        self._db = self._connect(read_only=True)
-        found = self._db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                                 "AND table_name = 'attempts'", (schema,)).fetchone()
-        if not found:
-            self._db.close()
-            raise FileNotFoundError(f"{redact(url)}: no store for schema {schema} yet")
+    READ_ONLY = True
