@@ -16,13 +16,14 @@ test: system-deps test-deps $(VENV)/.installed-test
 
 setup: system-deps $(VENV)/.installed-test
 
-# gcc builds candidates, bubblewrap isolates them; installed with apt when missing and we are root.
+# gcc builds candidates, bubblewrap isolates them, libseccomp confines the harness's worker; installed with apt when missing and we are root.
 system-deps:
 	@missing=""; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v git >/dev/null || missing="$$missing git"; \
+	[ -f /usr/include/seccomp.h ] || missing="$$missing libseccomp-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "looplab: please install:$$missing (e.g. sudo apt-get install$$missing)"; \

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from looplab import harness
 from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
@@ -47,9 +48,18 @@ def private_paths(exp: Experiment) -> list[Path]:
     return [root / n for n in sorted(_GENERATED)] + sorted(root.glob("incumbent.*"))
 
 
+def substitute(template: str, values: dict[str, str]) -> str:
+    """Fill {placeholders}; every value is shell-quoted except {cases} (already a quoted list)."""
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value if key == "cases" else shlex.quote(value))
+    return out
+
+
 def experiment_fingerprint(exp: Experiment) -> str:
-    """Hash of what a build depends on besides the source: commands and the experiment's own files."""
-    h = hashlib.sha256()
+    """Hash of what a build depends on besides the source: commands, the experiment's own files and
+    the harness library."""
+    h = hashlib.sha256(harness.fingerprint().encode())
     cfg = exp.config
     h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
     for dirpath, dirnames, filenames in os.walk(exp.root):
@@ -93,7 +103,8 @@ def _symbol_problem(exp: Experiment, stdout: str) -> str | None:
 
 
 async def _sandboxed(exp: Experiment, command: str, build_dir: Path, timeout_s: float) -> SandboxResult:
-    return await run_sandboxed(["/bin/sh", "-c", command], workdir=build_dir, readonly=[exp.root],
+    readonly = [exp.root, *harness.readonly_paths(exp.config.build.command)]
+    return await run_sandboxed(["/bin/sh", "-c", command], workdir=build_dir, readonly=readonly,
                                timeout_s=timeout_s, limits=exp.config.limits, hidden=private_paths(exp))
 
 
@@ -114,10 +125,8 @@ async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Pa
             return result
     if exp.config.build.command:
         values = {"candidate": str(candidate), "workdir": str(build_dir), "experiment": str(exp.root),
-                  "binary": str(binary)}
-        command = exp.config.build.command
-        for k, v in values.items():
-            command = command.replace("{" + k + "}", shlex.quote(v))
+                  "binary": str(binary), **harness.placeholders()}
+        command = substitute(exp.config.build.command, values)
         res = await _sandboxed(exp, command, build_dir, timeout)
         logs.append(res.stdout + res.stderr)
         if res.returncode != 0 or res.timed_out or res.infra_error:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 import shlex
 import shutil
 import signal
 import sys
 import time
-from pathlib import Path
 
-from looplab.build import Build, build_candidate, experiment_fingerprint, private_paths
+from looplab import harness
+from looplab.build import Build, build_candidate, experiment_fingerprint, private_paths, substitute
 from looplab.experiment import Experiment
 from looplab.protocol import read_results
 from looplab.records import CaseResult, Evaluation, Outcome
@@ -66,14 +65,6 @@ def signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
-
-
-def substitute(template: str, values: dict[str, str]) -> str:
-    """Fill {placeholders}; every value is shell-quoted except {cases} (already a quoted list)."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", value if key == "cases" else shlex.quote(value))
-    return out
 
 
 class Evaluator:
@@ -133,12 +124,13 @@ class Evaluator:
         if self.openevolve:
             argv = [sys.executable, "-c", _OPENEVOLVE_RUNNER, str(exp.root / cfg.evaluate.evaluator),
                     str(build.candidate), nonce]
-            readonly += _python_paths()
+            readonly += harness.python_paths()
             check_nonce: str | None = nonce
         else:
             values = {"candidate": str(build.candidate), "workdir": str(work), "experiment": str(exp.root),
                       "binary": str(build.binary), "seed": str(seed), "nonce": nonce,
-                      "cases": " ".join(shlex.quote(c) for c in cases)}
+                      "cases": " ".join(shlex.quote(c) for c in cases), **harness.placeholders()}
+            readonly += harness.readonly_paths(cfg.evaluate.command)
             argv = ["/bin/sh", "-c", substitute(cfg.evaluate.command, values)]
             check_nonce = nonce if "{nonce}" in cfg.evaluate.command else None
         try:
@@ -170,7 +162,8 @@ class Evaluator:
         results = read.results
         bad = [c for c in results.values() if not c.ok]
         if bad:
-            return failed(Outcome.INVALID, f"case {bad[0].case}: {bad[0].error or 'failed validation'}", results)
+            return failed(bad[0].failure or Outcome.INVALID, f"case {bad[0].case}: {bad[0].error or 'failed validation'}",
+                          results)
         if res.signal is not None:
             hint = {"memory": f" (memory limit {limits.memory_mb} MB?)", "file size": f" (file size limit {limits.file_mb} MB)",
                     "processes": f" (process limit {limits.max_procs}?)"}.get(res.limit_hit or "", "")
@@ -191,10 +184,3 @@ def _log_of(res: SandboxResult) -> str:
     text = res.stderr + ("\n" if res.stderr and other else "") + "\n".join(other)
     text = scrub_secrets(text)
     return text if len(text) <= _LOG_CHARS else text[:_LOG_CHARS // 2] + "\n[...]\n" + text[-_LOG_CHARS // 2:]
-
-
-def _python_paths() -> list[Path]:
-    """What an OpenEvolve evaluator needs to import: the interpreter's prefixes and sys.path."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix)}
-    paths |= {Path(p) for p in sys.path if p and os.path.isdir(p)}
-    return sorted(paths)

@@ -14,7 +14,9 @@ from typing import Any
 from looplab.records import CaseResult, Outcome
 from looplab.scrub import scrub_secrets
 
-_KNOWN_KEYS = {"case", "ok", "samples_us", "samples", "score", "error", "nonce", "metrics"}
+_KNOWN_KEYS = {"case", "ok", "samples_us", "samples", "score", "error", "nonce", "metrics", "failure"}
+# A harness may class a failed case itself ("failure": "crash"); anything else failed is invalid.
+_FAILURES = {"crash": Outcome.CRASH, "timeout": Outcome.TIMEOUT, "invalid": Outcome.INVALID}
 
 
 @dataclass
@@ -72,7 +74,7 @@ def read_results(stdout: str, cases: list[str], *, nonce: str | None = None,
         error = obj.get("error")
         out.results[case] = CaseResult(case=case, ok=ok, samples=samples if ok else [],
                                        error=None if error is None else scrub_secrets(str(error)[:500]),
-                                       metrics=metrics)
+                                       metrics=metrics, failure=None if ok else _FAILURES.get(str(obj.get("failure"))))
         if not ok:
             continue
         if not samples:

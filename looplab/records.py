@@ -101,6 +101,7 @@ class CaseResult:
     samples: list[float] = field(default_factory=list)  # raw timings (unit per experiment) or one score
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)  # anything else the harness printed (gflops, ...)
+    failure: Outcome | None = None  # a failed case the harness classed itself (crash, timeout); else invalid
 
     @property
     def median(self) -> float | None:
@@ -121,6 +122,7 @@ class CaseResult:
             samples=[float(x) for x in d.get("samples", [])],
             error=d.get("error"),
             metrics=dict(d.get("metrics", {})),
+            failure=Outcome(d["failure"]) if d.get("failure") else None,
         )
 
 
