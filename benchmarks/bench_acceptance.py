@@ -23,11 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from looplab.acceptance import Incumbent
+from looplab.acceptance.choose import rule_for
 from looplab.calibrate import calibrate
 from looplab.evaluate import Evaluator
 from looplab.experiment import load_experiment
-from looplab.judge import confirmed_timing
-from looplab.stats import look_points
+from looplab.judge import confirmed_session
+from looplab.stats import Status
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "matmul"
 
@@ -79,19 +81,17 @@ async def main(trials: int, faster_trials: int) -> dict:
     try:
         exp = load_experiment(default_settings_copy(tmp))
         evaluator = Evaluator(exp)
-        obj = exp.config.objective
         start = time.monotonic()
         aa = await calibrate(exp, evaluator, trials=trials)
         aa_s = time.monotonic() - start
-        looks = look_points(obj.rounds, obj.max_rounds)
+        rule = rule_for(exp, evaluator)
         found, speedups, rounds = 0, [], []
         start = time.monotonic()
         for _ in range(faster_trials):
-            t = await confirmed_timing(evaluator, FASTER, exp.baseline_source, exp.search_cases, looks=looks,
-                                       confidence=obj.confidence, min_gain=obj.min_gain)
+            t = await confirmed_session(rule, FASTER, Incumbent(exp.baseline_source), exp.search_cases)
             if t.failure is not None:
                 raise SystemExit(f"the faster candidate failed: {t.failure.reason}")
-            found += t.status == "better"
+            found += t.status == Status.BETTER
             speedups.append(t.estimate)
             rounds.append(t.rounds)
         return {

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from looplab.executors.resources import ResourcesConfig
 from looplab.reference import Reference, read_reference
@@ -51,13 +51,39 @@ class CasesConfig(_Section):
     holdout: list[str] = Field(default_factory=list)
 
 
+TIME_UNITS = ("ns", "us", "µs", "ms", "s", "cycles")
+
+
 class ObjectiveConfig(_Section):
+    # "time": the harness reports timing samples; "score": a value the evaluator computes.
+    # Unset: time when the unit is a time unit, else score.
+    kind: Literal["time", "score"] | None = None
+    metric: str = ""  # score: the reported metric that decides (default: the line's samples/score)
+    metrics: list[str] = Field(default_factory=list)  # other named metrics shown beside it
     direction: Literal["minimize", "maximize"] = "minimize"
     unit: str = "us"
-    min_gain: float = Field(default=0.01, ge=0, lt=1)
+    # Relative gain the candidate must clear (0.02 = 2%); unset: 1% for time, 0 (strictly better) for a score.
+    min_gain: float | None = Field(default=None, ge=0, lt=1)
+    min_gain_abs: float = Field(default=0.0, ge=0)  # score: absolute gain in the metric's unit
+    # score: "auto" evaluates the baseline twice and picks deterministic (equal) or noisy (different).
+    noise: Literal["auto", "deterministic", "noisy"] = "auto"
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    rounds: int = Field(default=3, ge=1, le=100)  # interleaved candidate/incumbent runs
+    rounds: int = Field(default=3, ge=1, le=100)  # interleaved candidate/incumbent runs (replicates)
     max_rounds: int = Field(default=9, ge=1, le=1000)  # cap for sequential testing
+
+    @model_validator(mode="after")
+    def _resolve(self) -> ObjectiveConfig:
+        if self.kind is None:
+            self.kind = "time" if self.unit in TIME_UNITS else "score"
+        if self.min_gain is None:
+            self.min_gain = 0.01 if self.kind == "time" else 0.0
+        if self.kind == "time" and self.min_gain_abs:
+            raise ValueError("min_gain_abs is for score objectives; a time objective's gain is relative (min_gain)")
+        return self
+
+    @property
+    def is_time(self) -> bool:
+        return self.kind == "time"
 
 
 class ScreenConfig(_Section):

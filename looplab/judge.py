@@ -1,161 +1,56 @@
-"""The judge: validate a candidate, time it interleaved with the incumbent, and decide.
+"""The judge: validate a candidate, measure it against the incumbent under the objective's acceptance
+rule, and decide.
 
-validate (search cases) → interleaved timing under the machine-wide lock, with sequential looks
-→ better beyond noise and min_gain (or best on a case)? → a second, independent session must agree
-→ over 10x: validate again with fresh inputs → holdout cases
-(validated and timed; wrong there = overfit) → ACCEPTED / SPECIALIST / SLOWER / a failure outcome.
+validate (search cases) → a session of the rule (timing, deterministic or noisy score) → better beyond
+noise and min_gain (or best on a case)? → a second, independent session must agree → over 10x:
+validate again with fresh inputs → holdout cases (measured; wrong there = overfit)
+→ ACCEPTED / SPECIALIST / SLOWER / a failure outcome. Every decision records its rule.
 Holdout case names never reach Decision.reason: the reason is shown to the model.
 """
 
 from __future__ import annotations
 
-import math
-import secrets
-import statistics
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from looplab.acceptance import AcceptanceRule, Incumbent, Session
+from looplab.acceptance.choose import rule_for
 from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment
+from looplab.experiment import TIME_UNITS, Experiment
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome
-from looplab.stats import (
-    compare_case,
-    decision_confidence,
-    format_speedup,
-    log_gains,
-    look_points,
-    paired_decision,
-)
-from looplab.timing_lock import timing_cpu, timing_lock
+from looplab.stats import Status
 
 SUSPICIOUS_SPEEDUP = 10.0  # above this, validate again with fresh inputs and flag it
 
 
 @dataclass
 class Verdict:
-    evaluation: Evaluation  # candidate on search cases (samples of all timing rounds)
+    evaluation: Evaluation  # candidate on search cases (samples of all rounds)
     decision: Decision
     holdout: Evaluation | None = None  # candidate on holdout cases: keep it out of model-visible text
 
 
-@dataclass
-class Timing:
-    """Samples of one interleaved session, per case and round (warm-up sample dropped)."""
-
-    candidate: dict[str, list[list[float]]] = field(default_factory=dict)
-    incumbent: dict[str, list[list[float]]] = field(default_factory=dict)
-    rounds: int = 0
-    failure: Evaluation | None = None  # a run that failed
-    failed_side: str = ""  # "candidate" or "incumbent"
-    status: str = "inconclusive"
-    estimate: float = 1.0
-    low: float = 0.0
-    high: float = math.inf
-    round_gains: list[float] = field(default_factory=list)  # per-round aggregate log speedup
-    unconfirmed: bool = False  # a first session said better, the confirming one did not
-
-
-def _run_samples(ev: Evaluation) -> dict[str, list[float]]:
-    # The first sample of a run warms caches and page tables: dropped when enough remain.
-    return {c: (r.samples[1:] if len(r.samples) >= 3 else list(r.samples)) for c, r in ev.cases.items()}
-
-
-def _round_value(values: list[float]) -> float:
-    if all(v > 0 for v in values):
-        return math.exp(statistics.fmean(math.log(v) for v in values))
-    return statistics.fmean(values)
-
-
-def _series(store: dict[str, list[list[float]]], cases: list[str], rounds: int) -> list[float]:
-    """Per round, the aggregate over cases of each case's median for that run."""
-    return [_round_value([statistics.median(store[c][r]) for c in cases]) for r in range(rounds)]
-
-
-async def time_interleaved(evaluator: Evaluator, candidate_source: str, incumbent_source: str,
-                           cases: list[str], *, looks: list[int], confidence: float, min_gain: float,
-                           sequential: bool = True) -> Timing:
-    """A B B A A B ... rounds under the timing lock; stops at a look once the decision is clear.
-
-    sequential=False runs all of looks[-1] rounds and decides once (used for holdout cases).
-    """
-    direction = evaluator.direction
-    conf = decision_confidence(confidence, len(looks))
-    t = Timing()
-    for source in (candidate_source, incumbent_source):  # build outside the lock: it is not timing
-        await evaluator.build(source)
-    async with timing_lock():
-        cpu = timing_cpu()
-        for r in range(looks[-1]):
-            seed = secrets.randbelow(2**31)  # same fresh inputs for both sides of a round
-            sides = [("incumbent", incumbent_source), ("candidate", candidate_source)]
-            for side, source in sides if r % 2 == 0 else sides[::-1]:
-                ev = await evaluator.evaluate(source, cases, seed=seed, pin_cpu=cpu)
-                if not ev.ok:
-                    t.failure, t.failed_side = ev, side
-                    return t
-                store = t.candidate if side == "candidate" else t.incumbent
-                for case, samples in _run_samples(ev).items():
-                    store.setdefault(case, []).append(samples)
-            t.rounds = r + 1
-            if t.rounds in looks and (sequential or t.rounds == looks[-1]):
-                names = cases or sorted(set(t.candidate) & set(t.incumbent))
-                t.status, t.estimate, t.low, t.high = paired_decision(
-                    _series(t.candidate, names, t.rounds), _series(t.incumbent, names, t.rounds),
-                    confidence=conf, min_gain=min_gain, direction=direction)
-                if t.status != "inconclusive":
-                    break
-    names = cases or sorted(set(t.candidate) & set(t.incumbent))
-    t.round_gains = log_gains(_series(t.candidate, names, t.rounds), _series(t.incumbent, names, t.rounds), direction)
-    return t
-
-
-def merge_sessions(first: Timing, second: Timing, *, confirmed: bool, confidence: float, min_gain: float,
-                   direction: str, looks: int) -> Timing:
-    """Two sessions as one: every round's samples, the estimate and interval over all rounds, and
-    "better" only when the first said so and the second confirmed it."""
-    if second.failure is not None:
-        return second
-    t = Timing(rounds=first.rounds + second.rounds, round_gains=first.round_gains + second.round_gains)
-    for mine, theirs, into in ((first.candidate, second.candidate, t.candidate),
-                               (first.incumbent, second.incumbent, t.incumbent)):
-        for case in mine.keys() | theirs.keys():
-            into[case] = mine.get(case, []) + theirs.get(case, [])
-    names = sorted(set(t.candidate) & set(t.incumbent))
-    status, t.estimate, t.low, t.high = paired_decision(
-        _series(t.candidate, names, t.rounds), _series(t.incumbent, names, t.rounds),
-        confidence=decision_confidence(confidence, looks), min_gain=min_gain, direction=direction)
-    t.status = "better" if first.status == "better" and confirmed else ("worse" if status == "worse" else "inconclusive")
-    t.unconfirmed = first.status == "better" and not confirmed
-    return t
-
-
-async def confirmed_timing(evaluator: Evaluator, candidate_source: str, incumbent_source: str, cases: list[str],
-                           *, looks: list[int], confidence: float, min_gain: float) -> Timing:
-    """The judge's rule for a win on its own (calibrate and benchmarks use it): a session, and when it
+async def confirmed_session(rule: AcceptanceRule, candidate: str, incumbent: Incumbent, cases: list[str]) -> Session:
+    """The rule's verdict on a win on its own (calibrate and benchmarks use it): a session, and when it
     says better, a second one that must agree."""
-    t = await time_interleaved(evaluator, candidate_source, incumbent_source, cases, looks=looks,
-                               confidence=confidence, min_gain=min_gain)
-    if t.failure is None and t.status == "better":
-        again = await time_interleaved(evaluator, candidate_source, incumbent_source, cases, looks=looks,
-                                       confidence=confidence, min_gain=min_gain)
-        t = merge_sessions(t, again, confirmed=again.status == "better", confidence=confidence,
-                           min_gain=min_gain, direction=evaluator.direction, looks=len(looks))
-    return t
+    s = await rule.session(candidate, incumbent, cases)
+    if s.failure is None and s.status == Status.BETTER and rule.confirms:
+        s = rule.merge(s, await rule.session(candidate, incumbent, cases))
+    return s
 
 
-def _with_samples(validation: Evaluation, rounds: dict[str, list[list[float]]]) -> Evaluation:
+def _with_samples(validation: Evaluation, rounds: dict[str, list[list[float]]], timed: bool) -> Evaluation:
+    """The validation run, carrying every timing round's samples (a score keeps its own values)."""
+    if not timed:
+        return validation
     cases = {name: CaseResult(case=name, ok=True, samples=[s for r in rounds.get(name, []) for s in r] or res.samples,
                               error=None, metrics=res.metrics) for name, res in validation.cases.items()}
     return Evaluation(ok=True, cases=cases, log=validation.log, seed=validation.seed, wall_s=validation.wall_s)
 
 
-def _beats(median: float, best: float | None, direction: str) -> bool:
+def _beats(value: float, best: float | None, direction: str) -> bool:
     if best is None:
         return True
-    return median < best if direction == "minimize" else median > best
-
-
-TIME_UNITS = ("ns", "us", "µs", "ms", "s", "cycles")
+    return value < best if direction == "minimize" else value > best
 
 
 def _words(direction: str, unit: str) -> tuple[str, str]:
@@ -166,70 +61,71 @@ def _words(direction: str, unit: str) -> tuple[str, str]:
 _FAILED_AS = {Outcome.INVALID: "wrong", Outcome.TIMEOUT: "timed out", Outcome.CRASH: "crashed"}
 
 
-async def _holdout(experiment: Experiment, evaluator: Evaluator, candidate: str, incumbent: str
+async def _holdout(evaluator: Evaluator, rule: AcceptanceRule, candidate: str, incumbent: Incumbent
                    ) -> tuple[Evaluation | None, float | None, Decision | None]:
-    """(holdout evaluation, holdout speedup, a Decision when it fails there)."""
+    """(holdout evaluation, holdout factor, a Decision when it fails there)."""
     cases = evaluator.holdout_cases
     if not cases:
         return None, None, None
-    obj = experiment.config.objective
-    t = await time_interleaved(evaluator, candidate, incumbent, cases, looks=[max(obj.rounds, 2)],
-                               confidence=obj.confidence, min_gain=obj.min_gain, sequential=False)
-    if t.failure is not None:
-        if t.failed_side == "incumbent":
-            return t.failure, None, Decision(Outcome.INFRA_ERROR, "the incumbent failed on a hidden holdout case")
-        how = _FAILED_AS.get(t.failure.failure or Outcome.CRASH, "failed")
-        return t.failure, None, Decision(Outcome.OVERFIT, f"right on the search cases but {how} on a hidden holdout case")
-    ev = Evaluation(ok=True, cases={c: CaseResult(case=c, ok=True, samples=[s for r in t.candidate[c] for s in r])
-                                    for c in cases})
-    return ev, t.estimate, None
+    s = await rule.session(candidate, incumbent, cases, decisive=True)
+    if s.failure is not None:
+        if s.failed_side == "incumbent":
+            return s.failure, None, Decision(Outcome.INFRA_ERROR, "the incumbent failed on a hidden holdout case")
+        how = _FAILED_AS.get(s.failure.failure or Outcome.CRASH, "failed")
+        return s.failure, None, Decision(Outcome.OVERFIT, f"right on the search cases but {how} on a hidden holdout case")
+    ev = Evaluation(ok=True, cases={c: CaseResult(case=c, ok=True, samples=[x for r in s.candidate[c] for x in r])
+                                    for c in cases if c in s.candidate})
+    return ev, s.estimate, None
+
+
+def _record(decision: Decision, rule: AcceptanceRule, s: Session, comparisons: dict[str, CaseComparison]) -> None:
+    decision.rule = rule.rule.value
+    decision.speedup, decision.ci_low, decision.ci_high = s.estimate, s.low, s.high
+    decision.gain, decision.gain_low, decision.gain_high = s.gain, s.gain_low, s.gain_high
+    decision.candidate_value, decision.incumbent_value = s.candidate_value, s.incumbent_value
+    decision.cases, decision.rounds = comparisons, s.rounds
 
 
 async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_source: str, incumbent_source: str,
-                best_case_medians: dict[str, float]) -> Verdict:
+                best_case_medians: dict[str, float], incumbent_cases: dict[str, CaseResult] | None = None,
+                noise: str | None = None) -> Verdict:
+    """incumbent_cases: its recorded results (a deterministic score reuses them); noise: what the
+    baseline showed ("deterministic"/"noisy"), for score objectives set to noise = "auto"."""
     obj = experiment.config.objective
+    rule = rule_for(experiment, evaluator, noise)
+    incumbent = Incumbent(incumbent_source, dict(incumbent_cases or {}))
     cases = evaluator.search_cases
     validation = await evaluator.evaluate(candidate_source, cases)
     if not validation.ok:
-        return Verdict(validation, Decision(validation.failure or Outcome.CRASH, validation.reason))
-    looks = look_points(obj.rounds, obj.max_rounds)
+        return Verdict(validation, Decision(validation.failure or Outcome.CRASH, validation.reason, rule=rule.rule.value))
     direction = evaluator.direction
-
-    def session() -> Awaitable[Timing]:
-        return time_interleaved(evaluator, candidate_source, incumbent_source, cases, looks=looks,
-                                confidence=obj.confidence, min_gain=obj.min_gain)
-
-    def compared(t: Timing) -> dict[str, CaseComparison]:
-        case_conf = decision_confidence(obj.confidence, len(looks), max(len(t.candidate), 1))
-        return {c: compare_case(t.candidate[c], t.incumbent[c], confidence=case_conf, direction=direction, case=c)
-                for c in sorted(t.candidate)}
 
     def best_in(comparisons: dict[str, CaseComparison]) -> list[str]:
         return [c for c, cmp in comparisons.items()
-                if cmp.ci_low > 1.0 + obj.min_gain and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
+                if rule.case_wins(cmp) and _beats(cmp.candidate_median, best_case_medians.get(c), direction)]
 
-    t = await session()
-    comparisons = compared(t) if t.failure is None else {}
+    s = await rule.session(candidate_source, incumbent, cases, validation=validation)
+    comparisons = rule.per_case(s) if s.failure is None else {}
     best = best_in(comparisons)
-    if t.failure is None and (t.status == "better" or best):
+    if s.failure is None and (s.status == Status.BETTER or best) and rule.confirms:
         # A win must show twice: bursts of other work on a shared machine fake one now and then.
-        again = await session()
-        best = [c for c in best if again.failure is None and c in best_in(compared(again))]
-        t = merge_sessions(t, again, confirmed=again.status == "better", confidence=obj.confidence,
-                           min_gain=obj.min_gain, direction=direction, looks=len(looks))
-        comparisons = compared(t) if t.failure is None else {}  # over both sessions, for the record
-    if t.failure is not None:
-        if t.failed_side == "incumbent":
-            reason = f"the incumbent failed while timing: {t.failure.reason}"
-            return Verdict(validation, Decision(Outcome.INFRA_ERROR, reason))
-        reason = f"on a re-run with fresh inputs: {t.failure.reason}"
-        return Verdict(t.failure, Decision(t.failure.failure or Outcome.CRASH, reason))
-    evaluation = _with_samples(validation, t.candidate)
-    decision = Decision(Outcome.SLOWER, "", speedup=t.estimate, ci_low=t.low, ci_high=t.high,
-                        cases=comparisons, rounds=t.rounds)
-    shown = format_speedup(t.estimate, t.low, t.high)
+        again = await rule.session(candidate_source, incumbent, cases)
+        best = [c for c in best if again.failure is None and c in best_in(rule.per_case(again))]
+        s = rule.merge(s, again)
+        comparisons = rule.per_case(s) if s.failure is None else {}  # over both sessions, for the record
+    if s.failure is not None:
+        if s.failed_side == "incumbent":
+            reason = f"the incumbent failed while measuring: {s.failure.reason}"
+            return Verdict(validation, Decision(Outcome.INFRA_ERROR, reason, rule=rule.rule.value))
+        reason = f"on a re-run with fresh inputs: {s.failure.reason}"
+        return Verdict(s.failure, Decision(s.failure.failure or Outcome.CRASH, reason, rule=rule.rule.value))
+    evaluation = _with_samples(validation, s.candidate, timed=obj.is_time)
+    decision = Decision(Outcome.SLOWER, "")
+    _record(decision, rule, s, comparisons)
+    shown = rule.describe(s)
+    better, worse = _words(direction, obj.unit)
     flag = ""
-    if t.status == "better" and t.estimate > SUSPICIOUS_SPEEDUP:
+    if s.status == Status.BETTER and s.estimate > SUSPICIOUS_SPEEDUP:
         again = await evaluator.evaluate(candidate_source, cases)
         if not again.ok:
             decision.outcome = again.failure or Outcome.INVALID
@@ -237,31 +133,37 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
             return Verdict(again, decision)
         flag = " (over 10x: re-validated with fresh inputs)"
         decision.revalidated = True
-    if t.status == "better" or best:
-        holdout, holdout_speedup, failed = await _holdout(experiment, evaluator, candidate_source, incumbent_source)
+    if s.status == Status.BETTER or best:
+        holdout, holdout_factor, failed = await _holdout(evaluator, rule, candidate_source, incumbent)
         if failed is not None:
-            failed.speedup, failed.ci_low, failed.ci_high = t.estimate, t.low, t.high
-            failed.cases, failed.rounds = comparisons, t.rounds
+            _record(failed, rule, s, comparisons)
             return Verdict(evaluation, failed, holdout)
-        decision.holdout_speedup = holdout_speedup
-        gap = "" if holdout_speedup is None else f"; holdout x{holdout_speedup:.2f}"
+        decision.holdout_speedup = holdout_factor
+        gap = "" if holdout_factor is None else f"; holdout x{holdout_factor:.2f}"
         decision.best_cases = best
-        if t.status == "better":
+        rounds = f" over {s.rounds} rounds" if s.rounds > 1 else ""
+        if s.status == Status.BETTER:
             decision.outcome = Outcome.ACCEPTED
-            decision.reason = f"{shown} {_words(direction, obj.unit)[0]} over {t.rounds} rounds{flag}{gap}"
+            decision.reason = f"{shown} {better}{rounds}{flag}{gap}"
         else:
             decision.outcome = Outcome.SPECIALIST
-            on = ", ".join(f"{c} {format_speedup(comparisons[c].speedup, comparisons[c].ci_low, comparisons[c].ci_high)}"
+            on = ", ".join(f"{c} x{comparisons[c].speedup:.2f} [{comparisons[c].ci_low:.2f}, {comparisons[c].ci_high:.2f}]"
                            for c in best)
-            decision.reason = f"best on {on}; overall {shown} not better{gap}"
+            decision.reason = f"best on {on}; overall {shown} not {better}{gap}"
         return Verdict(evaluation, decision, holdout)
-    if t.unconfirmed:
-        decision.reason = (f"{shown} over {t.rounds} rounds: {_words(direction, obj.unit)[0]} in a first session, "
-                           "not confirmed by a second")
-    elif t.high < 1.0:
-        decision.reason = f"{shown} {_words(direction, obj.unit)[1]}"
-    elif t.high < 1.0 + obj.min_gain:
-        decision.reason = f"{shown} no gain above min_gain {obj.min_gain:.0%}"
-    else:
-        decision.reason = f"{shown} within noise after {t.rounds} rounds"
+    decision.reason = _why_not(s, shown, better, worse, obj.min_gain or 0.0, obj.is_time)
     return Verdict(evaluation, decision)
+
+
+def _why_not(s: Session, shown: str, better: str, worse: str, min_gain: float, timed: bool) -> str:
+    if s.unconfirmed:
+        if s.rounds <= 1 and not timed:
+            return f"{shown}: {better} once, but its score changed when evaluated again (not deterministic)"
+        return f"{shown} over {s.rounds} rounds: {better} in a first session, not confirmed by a second"
+    if s.high < 1.0 or (s.gain_high is not None and s.gain_high < 0):
+        return f"{shown} {worse}"
+    if s.gain is not None and s.gain == 0 and s.gain_low == s.gain_high:
+        return f"{shown}: equal, not {better}"
+    if s.high < 1.0 + min_gain or (s.gain is not None and s.status == Status.WORSE):
+        return f"{shown} no gain above the minimum ({'min_gain ' + format(min_gain, '.0%') if timed else 'min_gain'})"
+    return f"{shown} within noise after {s.rounds} rounds"

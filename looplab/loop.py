@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from looplab import archive, memory, reflect, report, runs
+from looplab.acceptance import objective_value, recorded_results
+from looplab.acceptance.choose import measure_noise
 from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
 from looplab.executors import Executor, make_executor
 from looplab.experiment import Experiment, UserError
@@ -31,7 +33,6 @@ from looplab.parents import Plan, choose_plan
 from looplab.prompt import render_markdown, render_prompt
 from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
-from looplab.stats import aggregate_metric
 from looplab.store import HEARTBEAT_S, AttemptRow, Store, open_store
 
 
@@ -165,7 +166,9 @@ async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplica
     if verdict is not None:
         return Assessment(verdict.outcome, verdict.reason, details={"rule": verdict.rule})
     result = await judge(experiment, s.evaluator, candidate_source=source, incumbent_source=incumbent.source or "",
-                         best_case_medians=best_case_medians(s.store, experiment))
+                         best_case_medians=best_case_medians(s.store, experiment),
+                         incumbent_cases=recorded_results(incumbent.cases, incumbent.details),
+                         noise=baseline.details.get("noise") if baseline else None)
     details: dict = {"judged_against": incumbent.id}
     if result.holdout is not None:
         details.update(holdout_ok=result.holdout.ok, holdout_speedup=result.decision.holdout_speedup,
@@ -192,8 +195,8 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
     """Record the attempt (store first: it is the truth), then its runs/ file and the renderings."""
     experiment, store = s.experiment, s.store
     evaluation = assessment.evaluation
-    metric = aggregate_metric(evaluation.cases, experiment.search_cases or list(evaluation.cases)) \
-        if evaluation and evaluation.ok else None
+    metric = objective_value(experiment.config.objective, evaluation.cases,
+                             experiment.search_cases or list(evaluation.cases)) if evaluation and evaluation.ok else None
     store.finish_attempt(
         attempt_id, outcome=assessment.outcome, reason=assessment.reason, source=source,
         source_hash=source_hash(source, experiment.language) if source else None, strategy=strategy,
@@ -358,9 +361,11 @@ async def _record_baseline(experiment: Experiment, store: Store, evaluator: Exec
         first = evaluation.reason.splitlines()[0] if evaluation.reason else ""
         raise UserError(f"{experiment.baseline_path}: the baseline fails its own evaluation: "
                         f"{evaluation.failure} {first} (fix: make the baseline build and pass the harness)")
-    metric = aggregate_metric(evaluation.cases, experiment.search_cases or list(evaluation.cases))
+    metric = objective_value(experiment.config.objective, evaluation.cases,
+                             experiment.search_cases or list(evaluation.cases))
+    noise = await measure_noise(experiment, evaluator, source, evaluation)  # which score rule will decide
     store.record_baseline(source=source, evaluation=evaluation, metric=metric,
-                          source_hash=source_hash(source, experiment.language))
+                          source_hash=source_hash(source, experiment.language), extra={"noise": noise.value})
     baseline = store.baseline()
     assert baseline is not None
     return baseline

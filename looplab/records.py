@@ -168,6 +168,13 @@ class Decision:
     holdout_speedup: float | None = None
     rounds: int = 0
     revalidated: bool = False  # over 10x: validated a second time with fresh inputs (flagged in SCORES)
+    rule: str = ""  # the acceptance rule that decided (timing, deterministic_score, noisy_score)
+    # Score rules: aggregate values and their difference in the metric's unit (> 0 is better).
+    candidate_value: float | None = None
+    incumbent_value: float | None = None
+    gain: float | None = None
+    gain_low: float | None = None
+    gain_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -18,8 +18,18 @@ import functools
 import math
 import statistics
 from collections.abc import Sequence
+from enum import StrEnum
 
 from looplab.records import CaseComparison, CaseResult
+
+
+class Status(StrEnum):
+    """Where a comparison stands at a look."""
+
+    BETTER = "better"  # beyond noise and the minimum gain
+    WORSE = "worse"  # worse, equal, or better by less than the minimum gain: stop measuring
+    INCONCLUSIVE = "inconclusive"  # more rounds could still tell
+
 
 POWER = 0.8  # the chance of finding a gain of min_detectable_gain
 FALSE_ACCEPT_SHARE = 0.2  # of (1 - confidence): the budget for accepting a candidate that is not better
@@ -29,13 +39,26 @@ def geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def aggregate_metric(cases: dict[str, CaseResult], names: list[str]) -> float | None:
-    """Geometric mean of the case medians (all cases when names is empty); None when one is missing."""
+def aggregate_metric(cases: dict[str, CaseResult], names: list[str], *, metric: str = "",
+                     geometric: bool = True) -> float | None:
+    """Over the cases (all when names is empty): the geometric mean of the case values (times, ratios)
+    or, geometric=False, their plain mean (scores, which may be 0 or negative). None when one is missing."""
     names = names or sorted(cases)
-    medians = [cases[n].median if n in cases else None for n in names]
-    if not medians or any(m is None or m <= 0 for m in medians):
+    values = [case_value(cases[n], metric) if n in cases else None for n in names]
+    if not values or any(v is None for v in values):
         return None
-    return geomean([m for m in medians if m is not None])
+    present = [v for v in values if v is not None]
+    if not geometric:
+        return statistics.fmean(present)
+    return geomean(present) if all(v > 0 for v in present) else None
+
+
+def case_value(case: CaseResult, metric: str = "") -> float | None:
+    """The value a case reports for the objective: a named metric, else the median of its samples."""
+    if metric:
+        v = case.metrics.get(metric)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
+    return case.median
 
 
 # --- Student's t quantile (no scipy): regularized incomplete beta + bisection --------------------
@@ -122,31 +145,61 @@ def compare_case(candidate_rounds: list[list[float]], incumbent_rounds: list[lis
 
 
 def decide_speedup(comparisons: list[CaseComparison], *, min_gain: float,
-                   confidence: float) -> tuple[str, float, float, float]:
-    """("better" | "worse_or_equal" | "inconclusive", estimate, low, high) over the comparisons.
+                   confidence: float) -> tuple[Status, float, float, float]:
+    """(status, estimate, low, high) over the comparisons.
 
     The intervals must already be at the decision level (see decision_confidence); `confidence` is
     that level, for the record. Several comparisons combine by geometric means of estimates and
     bounds, conservative for any correlation between cases; one aggregate comparison is sharper.
     """
     if not comparisons:
-        return "inconclusive", 1.0, 0.0, math.inf
+        return Status.INCONCLUSIVE, 1.0, 0.0, math.inf
     est = geomean([c.speedup for c in comparisons])
     low = 0.0 if any(c.ci_low <= 0 for c in comparisons) else geomean([c.ci_low for c in comparisons])
     high = math.inf if any(math.isinf(c.ci_high) for c in comparisons) else geomean([c.ci_high for c in comparisons])
     if low > 1.0 + min_gain:
-        return "better", est, low, high
+        return Status.BETTER, est, low, high
     if est <= 1.0 or high < 1.0 + min_gain:
-        return "worse_or_equal", est, low, high
-    return "inconclusive", est, low, high
+        return Status.WORSE, est, low, high
+    return Status.INCONCLUSIVE, est, low, high
 
 
 def paired_decision(candidate: list[float], incumbent: list[float], *, confidence: float, min_gain: float,
-                    direction: str) -> tuple[str, float, float, float]:
+                    direction: str) -> tuple[Status, float, float, float]:
     """decide_speedup on one paired series (one value per round, e.g. the aggregate over cases)."""
     cmp = compare_case([[v] for v in candidate], [[v] for v in incumbent], confidence=confidence,
                        direction=direction)
     return decide_speedup([cmp], min_gain=min_gain, confidence=confidence)
+
+
+def difference_decision(candidate: list[float], incumbent: list[float], *, confidence: float, threshold: float,
+                        direction: str) -> tuple[Status, float, float, float]:
+    """(status, gain, low, high) on paired values compared by difference (scores, which may be <= 0).
+
+    gain = candidate - incumbent in the better direction; "better" needs the interval's lower end above
+    threshold (> 0 when threshold is 0). One pair, or pairs with no spread, are exact: no interval
+    is needed when the values do not vary (a deterministic score).
+    """
+    gains = differences(candidate, incumbent, direction)
+    if not gains:
+        return Status.INCONCLUSIVE, 0.0, -math.inf, math.inf
+    mean = statistics.fmean(gains)
+    if len(gains) < 2 or max(gains) == min(gains):
+        low = high = mean
+    else:
+        half = t_quantile(0.5 + confidence / 2.0, len(gains) - 1) * statistics.stdev(gains) / math.sqrt(len(gains))
+        low, high = mean - half, mean + half
+    if low > threshold:
+        return Status.BETTER, mean, low, high
+    if mean <= 0 or high <= threshold:
+        return Status.WORSE, mean, low, high
+    return Status.INCONCLUSIVE, mean, low, high
+
+
+def differences(candidate: list[float], incumbent: list[float], direction: str) -> list[float]:
+    """Per-pair difference, positive when the candidate is better."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    return [sign * (c - i) for c, i in zip(candidate, incumbent, strict=True)]
 
 
 # --- the sequential plan -----------------------------------------------------------------------------

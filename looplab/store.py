@@ -204,7 +204,7 @@ class Store:
             )
 
     def record_baseline(self, *, source: str, evaluation: Evaluation, metric: float | None, model: str = "",
-                        source_hash: str | None = None) -> int:
+                        source_hash: str | None = None, extra: dict | None = None) -> int:
         """Store attempt 0 (outcome 'baseline'): the seed the search starts from. Returns 0.
 
         Recording it again (a re-measured baseline) replaces the row in place. With source_hash,
@@ -212,7 +212,8 @@ class Store:
         """
         now = time.time()
         cases = json.dumps({n: c.to_dict() for n, c in evaluation.cases.items()})
-        details = json.dumps({"seed": evaluation.seed, "wall_s": evaluation.wall_s, "log": evaluation.log[-LOG_CHARS:]})
+        details = json.dumps({"seed": evaluation.seed, "wall_s": evaluation.wall_s, "log": evaluation.log[-LOG_CHARS:],
+                              **(extra or {})})
         with self._lock:
             # Upsert, not REPLACE: a delete would trip the foreign keys of attempts whose parent is 0.
             self._execute(

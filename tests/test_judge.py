@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from eval_helpers import FAST_MATMUL, matmul_experiment, private_dir, speed_experiment
 
+from looplab.acceptance import Incumbent, Session
+from looplab.acceptance.timing import TimingRule
 from looplab.calibrate import calibrate
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, UserError
-from looplab.judge import Timing, Verdict, judge, time_interleaved
+from looplab.judge import Verdict, judge
 from looplab.records import Outcome
 from looplab.timing_lock import LOCK_ENV
 
@@ -131,10 +133,10 @@ def test_timing_waits_for_the_machine_wide_lock(speed: Experiment, root: Path, m
     try:
         assert holder.stdout.readline().strip() == "held"
 
-        async def scenario() -> tuple[int, Timing]:
-            task = asyncio.create_task(time_interleaved(
-                evaluator, '{"all": 1.5}', speed.baseline_source, speed.search_cases, looks=[3],
-                confidence=0.95, min_gain=0.02))
+        async def scenario() -> tuple[int, Session]:
+            rule = TimingRule(evaluator, speed.config.objective.model_copy(update={"max_rounds": 3}), "minimize")
+            task = asyncio.create_task(rule.session('{"all": 1.5}', Incumbent(speed.baseline_source),
+                                                    speed.search_cases))
             await asyncio.sleep(1.0)
             runs_while_held = evaluator.calls  # nothing may be timed while another process holds the lock
             release.touch()
@@ -157,17 +159,15 @@ def test_calibrate_reports_the_noise_floor(speed: Experiment) -> None:
 
 
 def test_a_win_the_second_session_does_not_see_is_not_accepted(speed: Experiment, monkeypatch) -> None:
-    import looplab.judge as judge_module
+    real, sessions = TimingRule.session, []
 
-    real, sessions = judge_module.time_interleaved, []
-
-    async def second_sees_no_gain(evaluator, candidate, incumbent, cases, **kw):
+    async def second_sees_no_gain(self, candidate, incumbent, cases, **kw):
         sessions.append(candidate)
         if len(sessions) == 2:  # the confirming session times the incumbent against itself
-            candidate = incumbent
-        return await real(evaluator, candidate, incumbent, cases, **kw)
+            candidate = incumbent.source
+        return await real(self, candidate, incumbent, cases, **kw)
 
-    monkeypatch.setattr(judge_module, "time_interleaved", second_sees_no_gain)
+    monkeypatch.setattr(TimingRule, "session", second_sees_no_gain)
     d = run_judge(speed, '{"all": 1.5}').decision
     assert len(sessions) == 2 and d.outcome == Outcome.SLOWER
     assert "faster in a first session, not confirmed by a second" in d.reason and d.holdout_speedup is None

@@ -67,10 +67,10 @@ def _cmp(speedup: float, low: float, high: float) -> CaseComparison:
 @pytest.mark.parametrize("cmp, status", [
     (_cmp(1.30, 1.20, 1.40), "better"),
     (_cmp(1.30, 1.005, 1.60), "inconclusive"),  # surely faster, not surely by min_gain
-    (_cmp(1.005, 1.001, 1.009), "worse_or_equal"),  # real but below min_gain
+    (_cmp(1.005, 1.001, 1.009), "worse"),  # real but below min_gain
     (_cmp(1.30, 0.90, 1.80), "inconclusive"),  # could be a gain, noise too large yet
-    (_cmp(0.97, 0.90, 1.05), "worse_or_equal"),  # estimated slower: stop measuring
-    (_cmp(0.50, 0.45, 0.55), "worse_or_equal"),
+    (_cmp(0.97, 0.90, 1.05), "worse"),  # estimated slower: stop measuring
+    (_cmp(0.50, 0.45, 0.55), "worse"),
 ])
 def test_decide_speedup_statuses(cmp: CaseComparison, status: str) -> None:
     assert decide_speedup([cmp], min_gain=0.01, confidence=0.95)[0] == status
@@ -79,7 +79,7 @@ def test_decide_speedup_statuses(cmp: CaseComparison, status: str) -> None:
 def test_decide_speedup_combines_cases_by_geometric_means() -> None:
     status, est, low, high = decide_speedup([_cmp(2.0, 1.5, 3.0), _cmp(0.5, 0.4, 0.6)], min_gain=0.01,
                                             confidence=0.95)
-    assert est == pytest.approx(1.0) and low == pytest.approx(math.sqrt(0.6)) and status == "worse_or_equal"
+    assert est == pytest.approx(1.0) and low == pytest.approx(math.sqrt(0.6)) and status == "worse"
 
 
 def test_look_points_and_confidence() -> None:

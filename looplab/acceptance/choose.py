@@ -1,0 +1,47 @@
+"""Which rule decides for an experiment: from its objective and the noise its baseline showed."""
+
+from __future__ import annotations
+
+from looplab.acceptance import AcceptanceRule, Noise
+from looplab.acceptance.deterministic_score import DeterministicScoreRule
+from looplab.acceptance.noisy_score import NoisyScoreRule
+from looplab.acceptance.scores import values_of
+from looplab.acceptance.timing import TimingRule
+from looplab.experiment import Experiment
+from looplab.records import Evaluation
+
+
+def configured_noise(experiment: Experiment, measured: str | None) -> Noise:
+    """The experiment's noise setting, else what the baseline showed; unknown counts as noisy (the safe side)."""
+    said = experiment.config.objective.noise
+    if said != "auto":
+        return Noise(said)
+    return Noise(measured) if measured in (Noise.DETERMINISTIC, Noise.NOISY) else Noise.NOISY
+
+
+def rule_for(experiment: Experiment, evaluator, measured_noise: str | None = None) -> AcceptanceRule:
+    objective = experiment.config.objective
+    direction = evaluator.direction
+    if objective.is_time:
+        return TimingRule(evaluator, objective, direction)
+    if configured_noise(experiment, measured_noise) == Noise.DETERMINISTIC:
+        return DeterministicScoreRule(evaluator, objective, direction)
+    return NoisyScoreRule(evaluator, objective, direction)
+
+
+async def measure_noise(experiment: Experiment, evaluator, source: str, first: Evaluation) -> Noise:
+    """Evaluate `source` once more (fresh inputs) and compare with `first`: the same values on every
+    case make the score deterministic. Time objectives are noisy by nature and are not measured."""
+    objective = experiment.config.objective
+    if objective.is_time:
+        return Noise.NOISY
+    if objective.noise != "auto":
+        return Noise(objective.noise)
+    metric = experiment.config.objective.metric
+    cases = [c for c in first.cases if c in evaluator.search_cases] or list(first.cases)
+    again = await evaluator.evaluate(source, cases)
+    if not again.ok:
+        return Noise.NOISY
+    a, b = values_of(first, metric), values_of(again, metric)
+    same = all(c in a and c in b and a[c] == b[c] for c in cases)
+    return Noise.DETERMINISTIC if same else Noise.NOISY
