@@ -34,6 +34,7 @@ async def evaluate_file(experiment: Experiment, source: str, store_url: str | No
         "speedup": d.speedup if d else None,
         "ci": [d.ci_low, d.ci_high] if d and d.ci_low is not None else None,
         "rounds": d.rounds if d else 0,
+        "rule": d.rule if d else None,
         "unit": experiment.config.objective.unit,
         "cases": {name: {"ok": c.ok, "median": c.median, "error": c.error, "metrics": c.metrics,
                          "speedup": d.cases[name].speedup if d and name in d.cases else None}
