@@ -1,7 +1,12 @@
 """Build one candidate in the sandbox, cached by source hash under .looplab/build/<hash>/.
 
-For C, the candidate is first compiled alone and rejected when it exports anything but the target
-(its own clock_gettime, a main from an #included harness, ...) or carries a constructor: before linking.
+For C, the sandboxed build first screens what the compiler sees (looplab/compiler_screen.py), with
+the flags of the build's own compile of {candidate}: the candidate's direct includes must be allowed
+system headers; its preprocessed lines must not name a forbidden identifier or an asm statement
+(unless [screen] allow_asm); the object, compiled alone, must export only the target, carry no
+.init/.fini/constructor sections or ifunc symbols, and import only allowed symbols (libm, mem*/str*,
+compiler helpers, [screen] allowed_symbols). Compiler messages shown to the model concern the
+candidate only: no other file's text comes back in a reason or a log.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from looplab import harness
+from looplab import compiler_screen, harness
 from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
@@ -24,9 +29,6 @@ from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
 # Written by looplab itself, so not something a build depends on.
 _GENERATED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
               "MEMORY.md", "MEMORY.json", "report.html"}
-_CTOR_SECTIONS = (".init_array", ".fini_array", ".ctors", ".dtors", ".preinit_array")
-_COMPILERS = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
-_FLAG_PREFIXES = ("-I", "-D", "-U", "-std=", "-f", "-m", "-O")
 _REASON_CHARS = 800
 
 
@@ -60,6 +62,7 @@ def experiment_fingerprint(exp: Experiment) -> str:
     """Hash of what a build depends on besides the source: commands, the experiment's own files and
     the harness library."""
     h = hashlib.sha256(harness.fingerprint().encode())
+    h.update(Path(compiler_screen.__file__).read_bytes())  # a build passed the screen of its day
     cfg = exp.config
     h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
     for dirpath, dirnames, filenames in os.walk(exp.root):
@@ -73,33 +76,14 @@ def experiment_fingerprint(exp: Experiment) -> str:
     return h.hexdigest()
 
 
-def _first_errors(stderr: str, build_dir: Path) -> str:
-    text = stderr.replace(str(build_dir) + "/", "")
+def _first_errors(output: str, build_dir: Path, language: str) -> str:
+    """The first errors; for C only those about the candidate: no other file's text reaches the model."""
+    if language == "c":
+        return scrub_secrets(compiler_screen.first_errors(compiler_screen.diagnostics(output, build_dir)))[:_REASON_CHARS]
+    text = output.replace(str(build_dir) + "/", "")
     lines = [ln for ln in text.splitlines() if re.search(r"error|undefined reference|multiple definition", ln)]
     picked = "\n".join((lines or text.strip().splitlines()[-6:])[:6])
     return scrub_secrets(picked)[:_REASON_CHARS] or "build failed with no message"
-
-
-def _symbol_check_command(exp: Experiment, candidate: Path) -> str:
-    tokens = shlex.split(exp.config.build.command) if exp.config.build.command else []
-    cc = next((t for t in tokens[:1] if _COMPILERS.match(t)), "cc")
-    tokens = [t.replace("{experiment}", str(exp.root)) for t in tokens]
-    flags = [t for t in tokens if t.startswith(_FLAG_PREFIXES) and "{" not in t]
-    obj = shlex.quote(str(candidate.with_suffix(".o")))
-    return (f"{shlex.quote(cc)} {' '.join(map(shlex.quote, flags))} -c -w -o {obj} {shlex.quote(str(candidate))}"
-            f" && nm -g --defined-only -P {obj} && echo @@sections && readelf -SW {obj}")
-
-
-def _symbol_problem(exp: Experiment, stdout: str) -> str | None:
-    syms, _, sections = stdout.partition("@@sections")
-    for line in syms.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] != exp.target:
-            return f"defines exported symbol {parts[0]}; only {exp.target} may be exported (make helpers static)"
-    for sec in _CTOR_SECTIONS:
-        if re.search(re.escape(sec) + r"\b", sections):
-            return f"defines a constructor or destructor ({sec}); only {exp.target} may run"
-    return None
 
 
 async def _sandboxed(exp: Experiment, command: str, build_dir: Path, timeout_s: float) -> SandboxResult:
@@ -109,28 +93,31 @@ async def _sandboxed(exp: Experiment, command: str, build_dir: Path, timeout_s: 
 
 
 async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Path) -> Build:
-    """Symbol check (C) then the experiment's build command; returns the outcome, not cached yet."""
+    """Compiler screen (C) then the experiment's build command; returns the outcome, not cached yet."""
     timeout = exp.config.build.timeout_s
     result = Build(ok=True, dir=build_dir, candidate=candidate, binary=binary)
     logs: list[str] = []
+    values = {"candidate": str(candidate), "workdir": str(build_dir), "experiment": str(exp.root),
+              "binary": str(binary), **harness.placeholders()}
     if exp.language == "c":
-        res = await _sandboxed(exp, _symbol_check_command(exp, candidate), build_dir, timeout)
-        logs.append(res.stderr)
-        problem = None if res.returncode == 0 else _first_errors(res.stderr, build_dir)
-        if res.infra_error or res.timed_out or problem:
-            return _failed(result, res, problem or "", timeout, logs)
-        sym = _symbol_problem(exp, res.stdout)
-        if sym:
-            result.ok, result.failure, result.reason = False, Outcome.SCREEN_REJECTED, sym
+        cc, flags, forced = compiler_screen.compile_flags(exp.config.build.command, values)
+        res = await _sandboxed(exp, compiler_screen.script(cc, flags), build_dir, timeout)
+        if res.infra_error or res.timed_out:
+            return _failed(result, res, "", timeout, logs)
+        finding, log = compiler_screen.problem(exp, build_dir, candidate.read_text(), forced)
+        logs.append(log)
+        if finding:
+            result.ok, result.failure = False, finding.outcome
+            result.reason = scrub_secrets(finding.reason)[:_REASON_CHARS]
+            result.log = _log(logs, build_dir)
             return result
     if exp.config.build.command:
-        values = {"candidate": str(candidate), "workdir": str(build_dir), "experiment": str(exp.root),
-                  "binary": str(binary), **harness.placeholders()}
         command = substitute(exp.config.build.command, values)
         res = await _sandboxed(exp, command, build_dir, timeout)
-        logs.append(res.stdout + res.stderr)
+        output = res.stdout + res.stderr
+        logs.append(compiler_screen.diagnostics(output, build_dir) if exp.language == "c" else output)
         if res.returncode != 0 or res.timed_out or res.infra_error:
-            return _failed(result, res, _first_errors(res.stderr + res.stdout, build_dir), timeout, logs)
+            return _failed(result, res, _first_errors(res.stderr + res.stdout, build_dir, exp.language), timeout, logs)
     result.log = _log(logs, build_dir)
     return result
 

@@ -93,6 +93,8 @@ class ScreenConfig(_Section):
     forbidden_patterns: list[str] = Field(default_factory=list)  # regular expressions
     max_bytes: int = Field(default=65536, gt=0)
     allow_helpers: bool = True  # static helpers (C) / extra defs (Python) besides the target
+    allow_asm: bool = False  # C: asm statements and asm labels (refused by default)
+    allowed_symbols: list[str] = Field(default_factory=list)  # C: more symbols the object may import (globs)
 
 
 class PromptConfig(_Section):
@@ -313,6 +315,9 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
         except ValueError as e:
             raise UserError(f"{toml_path}: field 'reference.file': {e} "
                             "(fix: regenerate it or remove the [reference] section)") from None
+    if cfg.evaluate.command and not cfg.evaluate.evaluator and not cfg.cases.search:
+        raise UserError(f"{toml_path}: field 'cases.search': no search cases (fix: name at least one case the "
+                        "harness measures, e.g. search = [\"n128\"]; search cases decide acceptance)")
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
     if overlap:
         raise UserError(

@@ -1,6 +1,8 @@
 """Static policy screen: reject a candidate before any build, naming the rule that fired.
 
-The screen is the cheap first line; the sandbox and the harness are the real defences.
+The screen is the cheap first line, on the text the model wrote (line splices, trigraphs and
+digraphs undone first). For C the real screen reads what the compiler reads (looplab/compiler_screen.py,
+inside the build); the sandbox and the harness are the real defences.
 """
 
 from __future__ import annotations
@@ -15,10 +17,23 @@ from looplab.records import Outcome
 
 # Always refused in C candidates: escapes from the sandbox contract, whatever the experiment says.
 C_ALWAYS_FORBIDDEN = [
-    "asm", "__asm__", "__asm", "syscall", "fork", "vfork", "clone", "system", "popen", "execve", "execv",
+    "syscall", "fork", "vfork", "clone", "system", "popen", "execve", "execv",
     "execvp", "execl", "execlp", "dlopen", "dlsym", "pthread_create", "thrd_create", "sigaction", "signal",
-    "ptrace", "socket", "connect", "getenv", "environ", "atexit", "exit", "_exit", "abort",
+    "ptrace", "socket", "connect", "getenv", "environ", "__environ", "atexit", "exit", "_exit", "_Exit",
+    "quick_exit", "abort", "dup2", "mprotect", "mmap", "setjmp", "longjmp",
+    # builtins that read or leave the caller's frame, or make code from data
+    "__builtin_frame_address", "__builtin_return_address", "__builtin_extract_return_addr",
+    "__builtin_setjmp", "__builtin_longjmp", "__builtin_apply", "__builtin_apply_args", "__builtin_eh_return",
+    "__builtin___clear_cache",
 ]
+# Refused in C candidates unless [screen] allow_asm = true.
+C_ASM = ["asm", "__asm__", "__asm"]
+# Preprocessor probes of files (existence oracles): refused in the text, they leave no trace after -E.
+C_FILE_PROBES = ["__has_include", "__has_include_next", "__has_embed"]
+_TRIGRAPHS = {"=": "#", "(": "[", "/": "\\", ")": "]", "'": "^", "<": "{", "!": "|", ">": "}", "-": "~"}
+_DIGRAPHS = [("%:%:", "##"), ("%:", "#"), ("<:", "["), (":>", "]"), ("<%", "{"), ("%>", "}")]
+_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w*)[ \t]*(.*)$", re.M)
 # Always refused in Python candidates.
 PY_ALWAYS_FORBIDDEN_IMPORTS = [
     "ctypes", "cffi", "subprocess", "multiprocessing", "threading", "socket", "os", "sys", "importlib",
@@ -27,6 +42,7 @@ PY_ALWAYS_FORBIDDEN_IMPORTS = [
 PY_ALWAYS_FORBIDDEN_NAMES = [
     "eval", "exec", "compile", "__import__", "open", "globals", "breakpoint", "input", "vars", "setattr",
     "getattr", "delattr", "__builtins__", "__loader__", "__spec__",
+    "attrgetter", "methodcaller",  # operator's getattr by name (a string can spell a dunder)
 ]
 
 
@@ -60,19 +76,104 @@ def _reject(rule: str, reason: str) -> ScreenVerdict:
 
 
 def _screen_c(source: str, policy: ScreenConfig) -> ScreenVerdict | None:
-    for m in re.finditer(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"]+)[>"]', source, re.M):
-        quote, header = m.group(1), m.group(2).strip()
-        if quote == '"':
-            return _reject("include not allowed", f'#include "{header}": local headers are not allowed')
-        if policy.allowed_includes is not None and header not in policy.allowed_includes:
-            allowed = ", ".join(f"<{h}>" for h in policy.allowed_includes)
-            return _reject("include not allowed", f"#include <{header}> is not allowed (allowed: {allowed})")
-    if re.search(r"^[ \t]*#[ \t]*(pragma[ \t]+omp|define[ \t]+\w+[ \t]+(asm|__asm__|syscall))", source, re.M):
-        return _reject("forbidden directive", "OpenMP pragmas and macros hiding forbidden calls are not allowed")
-    code = strip_c_comments_and_strings(source)
-    for name in [*C_ALWAYS_FORBIDDEN, *policy.forbidden_identifiers]:
+    text = normalise_c(source)
+    for pattern in policy.forbidden_patterns:
+        if re.search(pattern, text, re.M):
+            return _reject("forbidden pattern", f"matches forbidden pattern /{pattern}/")
+    verdict = c_directive_problem(text, policy, includes=True)
+    if verdict:
+        return verdict
+    if re.search(r"^[ \t]*#[ \t]*define[ \t]+\w+[ \t]+(asm|__asm__|__asm|syscall)\b", text, re.M):
+        return _reject("forbidden directive", "macros hiding forbidden calls are not allowed")
+    code = strip_c_comments_and_strings(text)
+    for name in [*forbidden_c_identifiers(policy), *C_FILE_PROBES]:
         if re.search(rf"(?<![\w.]){re.escape(name)}\b", code):
             return _reject("forbidden identifier", f"uses `{name}`, which is forbidden here")
+    return None
+
+
+def forbidden_c_identifiers(policy: ScreenConfig) -> list[str]:
+    """What a C candidate may not name: the fixed list, asm unless allowed, and the experiment's own."""
+    return [*C_ALWAYS_FORBIDDEN, *([] if policy.allow_asm else C_ASM), *policy.forbidden_identifiers]
+
+
+def normalise_c(source: str) -> str:
+    """The text as the preprocessor tokenises it: trigraphs replaced, line splices joined (the lost
+    newlines are added after the joined line, so line numbers hold), digraphs spelled out."""
+    text = source.replace("\r\n", "\n")
+    text = re.sub(r"\?\?([=(/)'<!>-])", lambda m: _TRIGRAPHS[m.group(1)], text)
+    out: list[str] = []
+    pending = 0
+    for line in text.split("\n"):
+        stripped = line.rstrip(" \t")
+        if stripped.endswith("\\"):
+            out.append(stripped[:-1])
+            pending += 1
+            continue
+        out.append(line + "\n" * pending + "\n")
+        pending = 0
+    text = "".join(out)[:-1] if out else ""
+    for digraph, spelled in _DIGRAPHS:
+        text = text.replace(digraph, spelled)
+    return text
+
+
+def strip_c_comments(text: str) -> str:
+    """Comments become a space (or the newlines they held); string literals stay."""
+    def repl(m: re.Match) -> str:
+        t = m.group(0)
+        return t if t[0] in "\"'" else ("\n" * t.count("\n") or " ")
+    return _COMMENT_OR_STRING.sub(repl, text)
+
+
+def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> ScreenVerdict | None:
+    """Directives in normalise_c() text: #line and GNU line markers (they forge the file name the
+    compiler reports), #embed, denied pragmas, and (includes=True) the textual include rules."""
+    text = strip_c_comments(text)
+    for m in _DIRECTIVE.finditer(text):
+        name, rest = m.group(1), m.group(2).strip()
+        if name == "line" or name[:1].isdigit():
+            return _reject("forbidden directive", f"`#{name} {rest}`: #line directives and line markers are not allowed")
+        if name == "embed":
+            return _reject("forbidden directive", "#embed is not allowed")
+        if name == "pragma" and (why := pragma_problem(rest)):
+            return _reject("forbidden directive", why)
+        if includes and name in ("include", "include_next", "import"):
+            verdict = _include_problem(name, rest, policy)
+            if verdict:
+                return verdict
+    for m in re.finditer(r'(?<![\w.])_Pragma\s*\(\s*L?"((?:\\.|[^"\\\n])*)"', text):
+        why = pragma_problem(m.group(1).replace('\\"', '"').replace("\\\\", "\\"))
+        if why:
+            return _reject("forbidden directive", why)
+    return None
+
+
+_DENIED_PRAGMAS = re.compile(r"^(omp|weak|redefine_extname|GCC\s+(system_header|dependency))\b")
+
+
+def pragma_problem(pragma: str) -> str | None:
+    """Why a `#pragma` (its text after the word pragma) is refused, or None."""
+    m = _DENIED_PRAGMAS.match(pragma.strip())
+    if m:
+        return (f"uses `#pragma {m.group(0)}`, which a candidate may not use "
+                "(OpenMP, weak symbols, renamed externals, system headers and file probes)")
+    return None
+
+
+def _include_problem(name: str, rest: str, policy: ScreenConfig) -> ScreenVerdict | None:
+    m = re.match(r'([<"])([^>"]*)[>"]', rest)
+    if not m:
+        return _reject("include not allowed", f"`#{name} {rest}`: computed includes are not allowed; "
+                       "write #include <header.h>")
+    quote, header = m.group(1), m.group(2).strip()
+    if quote == '"':
+        return _reject("include not allowed", f'#{name} "{header}": local headers are not allowed')
+    if header.startswith("/") or ".." in header.split("/"):
+        return _reject("include not allowed", f"#{name} <{header}>: only system headers by their name")
+    if policy.allowed_includes is not None and header not in policy.allowed_includes:
+        allowed = ", ".join(f"<{h}>" for h in policy.allowed_includes)
+        return _reject("include not allowed", f"#include <{header}> is not allowed (allowed: {allowed})")
     return None
 
 
@@ -94,9 +195,12 @@ def _screen_python(source: str, policy: ScreenConfig) -> ScreenVerdict | None:
                 return verdict
         if isinstance(node, ast.Name) and node.id in forbidden_names:
             return _reject("forbidden identifier", f"uses `{node.id}`, which is forbidden here")
-        if isinstance(node, ast.Attribute) and (node.attr in forbidden_names or node.attr.startswith("__")):
-            if node.attr not in ("__init__", "__name__"):
-                return _reject("forbidden identifier", f"uses attribute `{node.attr}`, which is forbidden here")
+        attrs = [node.attr] if isinstance(node, ast.Attribute) else []
+        if isinstance(node, ast.MatchClass):  # `case object(__class__=c)` reads an attribute too
+            attrs = list(node.kwd_attrs)
+        for attr in attrs:
+            if (attr in forbidden_names or attr.startswith("__")) and attr not in ("__init__", "__name__"):
+                return _reject("forbidden identifier", f"uses attribute `{attr}`, which is forbidden here")
     return None
 
 

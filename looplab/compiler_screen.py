@@ -1,0 +1,362 @@
+"""The C screen that reads what the compiler reads, run inside the sandboxed build.
+
+script() is one shell script for the sandbox: it preprocesses the candidate with the flags of the
+build's own compile of {candidate} (`-E -H`), compiles it alone (`-c`) and lists the object
+(`nm`, `readelf`). problem() then reads what that left in the build directory:
+
+1. includes: each direct include of the candidate (depth 1 of the -H tree) is a system header (under
+   the compiler's own include dirs) whose name is in [screen] allowed_includes, when that is set;
+2. text: no #line or line marker (they would forge the file name below), #embed, denied pragma or file
+   probe (__has_include) in the candidate as the preprocessor tokenises it (splices, trigraphs, digraphs);
+3. tokens: the candidate's own lines of the preprocessed source (found by the line markers, so token
+   pasting and digraphs are seen through) name no forbidden identifier, no asm unless allow_asm, no
+   denied pragma;
+4. object: it exports only the target, has no .init/.fini/.init_array/.preinit_array/.ctors/.dtors
+   section, no IFUNC symbol (ifunc, target_clones), no data in an executable section, no executable
+   stack, and imports only allowed symbols (DEFAULT_SYMBOLS and [screen] allowed_symbols).
+
+A reason names only what the candidate wrote; diagnostics() keeps compiler messages about the
+candidate and drops what other files would show. This is a filter, not the defence: the worker's
+seccomp allowlist is.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from looplab.experiment import Experiment, ScreenConfig
+from looplab.extract import strip_c_comments_and_strings
+from looplab.records import Outcome
+from looplab.screen import (
+    C_ASM,
+    C_FILE_PROBES,
+    c_directive_problem,
+    forbidden_c_identifiers,
+    normalise_c,
+    pragma_problem,
+)
+
+CANDIDATE = "candidate.c"  # the candidate's name inside the build directory, as the compiler reports it
+FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj")
+DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
+_COMPILER = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
+_SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")"}
+_PAIRED_KEEP = {"-I", "-D", "-U", "-include", "-imacros", "-isystem", "-iquote", "-idirafter", "-x",
+                "--param", "-Xpreprocessor", "-iprefix", "-iwithprefix", "--sysroot"}
+_PAIRED_DROP = {"-o", "-MF", "-MT", "-MQ", "-L", "-l", "-Xlinker", "-Xassembler", "-T", "-u", "-z", "-e"}
+_DROP = re.compile(r"^(-c|-S|-E|-M[MDGP]*|-o.+|-l.+|-L.+|-Wl,.*|-Wa,.*|-W.*|-w|-shared|-static.*|-pie|-no-pie|"
+                   r"-rdynamic|-s|-v|-H|-pipe|-save-temps.*|-fsyntax-only)$")
+_INIT_SECTIONS = re.compile(r"^\.(init|fini|init_array|fini_array|preinit_array|ctors|dtors)(\.|$)")
+_MARKER = re.compile(r'^# (\d+) "((?:\\.|[^"\\])*)"((?: \d+)*)\s*$')
+_IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+
+# What a pure compute kernel may import: libm, the string functions compilers emit and call,
+# a few stdlib helpers, and compiler runtime helpers.
+_MATH = """acos asin atan atan2 cos sin tan acosh asinh atanh cosh sinh tanh exp exp2 exp10 expm1 log log2
+log10 log1p logb ilogb pow sqrt cbrt hypot fabs fmod remainder remquo fma fmax fmin fdim ceil floor trunc
+round lround llround rint lrint llrint nearbyint copysign nan frexp ldexp scalbn scalbln modf erf erfc
+tgamma lgamma nextafter nexttoward sincos significand""".split()
+_STRING = """memcpy memmove memset memcmp memchr memrchr mempcpy bcmp strlen strnlen strcmp strncmp strchr
+strrchr strstr strspn strcspn strpbrk strcpy strncpy stpcpy strcat strncat""".split()
+_STDLIB = "abs labs llabs div ldiv lldiv qsort bsearch".split()
+_RUNTIME = """__stack_chk_fail __stack_chk_fail_local __stack_chk_guard _GLOBAL_OFFSET_TABLE_ __cpu_model
+__cpu_features2 __cpu_indicator_init""".split()
+DEFAULT_SYMBOLS = frozenset(
+    [f + s for f in _MATH for s in ("", "f", "l")] + [f"__{f}{s}_finite" for f in _MATH for s in ("", "f", "l")]
+    + [f"__{f}{s}" for f in ("fpclassify", "isnan", "isinf", "finite", "signbit") for s in ("", "f", "l")]
+    + _STRING + [f"__{f}_chk" for f in _STRING] + _STDLIB + _RUNTIME)
+_LIBMVEC = re.compile(r"^_ZGV[a-zA-Z]N\d+[a-z\d]*_(\w+?)f?$")  # vectorised libm (glibc libmvec)
+_LIBGCC = re.compile(r"^__(u?(div|mod|mul|neg|cmp)|pow|floatun|float|fixuns|fix|extend|trunc|bswap|clz|ctz|ffs|"
+                     r"parity|popcount|ashl|ashr|lshr|add|sub|abs|eq|ne|lt|le|gt|ge|unord)[a-z]*\d$")
+ALLOWED_SUMMARY = "math.h functions, mem*/str* string functions, abs/div/qsort/bsearch, compiler helpers"
+
+
+@dataclass
+class Finding:
+    outcome: Outcome  # SCREEN_REJECTED or COMPILE_ERROR
+    reason: str
+
+
+def compile_flags(command: str, values: dict[str, str]) -> tuple[str, list[str], list[str]]:
+    """(compiler, flags, forced includes) of the build's invocation that compiles {candidate}, with
+    placeholders filled and outputs, inputs, link and warning flags dropped."""
+    lex = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    try:
+        tokens = list(lex)
+    except ValueError:
+        tokens = []
+    invocations: list[list[str]] = [[]]
+    for tok in tokens:
+        if tok in _SEPARATORS:
+            invocations.append([])
+        else:
+            invocations[-1].append(tok)
+    chosen = next((inv for inv in invocations if any("{candidate}" in t for t in inv)), [])
+    start = next((i for i, t in enumerate(chosen) if _COMPILER.match(t)), None)
+    if start is None:
+        return "cc", [], []
+    flags: list[str] = []
+    forced: list[str] = []
+    args = [_fill(t, values) for t in chosen[start + 1:]]
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok in _PAIRED_KEEP and i + 1 < len(args):
+            flags += [tok, args[i + 1]]
+            if tok in ("-include", "-imacros"):
+                forced.append(args[i + 1])
+            i += 2
+            continue
+        if tok in _PAIRED_DROP:
+            i += 2
+            continue
+        if tok.startswith("-") and not _DROP.match(tok):
+            flags.append(tok)
+            if tok.startswith("-include") and len(tok) > 8:
+                forced.append(tok[8:])
+        i += 1
+    return _fill(chosen[start], values), flags, forced
+
+
+def _fill(token: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        token = token.replace("{" + key + "}", value)
+    return token
+
+
+def script(cc: str, flags: list[str]) -> str:
+    """The sandboxed shell script, run in the build directory beside candidate.c; always exits 0."""
+    q = shlex.quote
+    cmd = " ".join(map(q, [cc, *flags, "-w"]))
+    return (f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
+            f"{cmd} -E -H {CANDIDATE} -o screen.i 2> screen.H; "
+            f"{cmd} -c {CANDIDATE} -o screen.o 2> screen.cc; echo $? > screen.rc; "
+            "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
+            "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; } > screen.obj; exit 0")
+
+
+def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str]) -> tuple[Finding | None, str]:
+    """(the first rule the candidate breaks or its compile error, or None; the compile log to keep).
+    Removes the screen's files from the build directory."""
+    read = {name: _read(build_dir / name) for name in FILES if name not in ("screen.o",)}
+    for name in FILES:
+        (build_dir / name).unlink(missing_ok=True)
+    system = system_dirs(read["screen.sys"])
+    policy = exp.config.screen
+    own, include_lines = own_lines(read["screen.i"])
+    log = diagnostics(read["screen.cc"], build_dir, system)
+    finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
+               or _text_problem(source, policy) or _token_problem(own, policy))
+    if finding:
+        return finding, log
+    if read["screen.rc"].strip() != "0" or not read["screen.obj"]:
+        return Finding(Outcome.COMPILE_ERROR, first_errors(log)), log
+    return _object_problem(read["screen.obj"], exp.target, policy), log
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def system_dirs(verbose: str) -> list[str]:
+    """The compiler's own <...> search dirs from `cc -E -v` (defaults when it said nothing)."""
+    m = re.search(r"#include <\.\.\.> search starts here:\n(.*?)\nEnd of search list", verbose, re.S)
+    dirs = [os.path.normpath(line.split(" (")[0].strip()) for line in (m.group(1).splitlines() if m else [])]
+    return [d for d in dirs if d.startswith("/")] or list(DEFAULT_SYSTEM_DIRS)
+
+
+def _system_name(path: str, system: list[str]) -> str | None:
+    """The header's name relative to the deepest system dir holding it, or None."""
+    best = max((d for d in system if path.startswith(d.rstrip("/") + "/")), key=len, default=None)
+    return path[len(best.rstrip("/")) + 1:] if best else None
+
+
+def own_lines(preprocessed: str) -> tuple[list[tuple[int, str]], list[int]]:
+    """(the candidate's own lines with their line numbers, the candidate lines that entered an include)."""
+    own: list[tuple[int, str]] = []
+    includes: list[int] = []
+    file, line = "", 0
+    for text in preprocessed.splitlines():
+        m = _MARKER.match(text)
+        if m:
+            flags = m.group(3).split()
+            if "1" in flags and file == CANDIDATE:
+                includes.append(line)
+            file, line = m.group(2), int(m.group(1))
+            continue
+        if file == CANDIDATE:
+            own.append((line, text))
+        line += 1
+    return own, includes
+
+
+def _include_problem(tree: str, include_lines: list[int], source: str, policy: ScreenConfig, system: list[str],
+                     build_dir: Path, forced: list[str]) -> Finding | None:
+    skip = {os.path.normpath(build_dir / f) for f in forced}
+    direct = [os.path.normpath(build_dir / m.group(1)) for m in re.finditer(r"^\. (\S.*)$", tree, re.M)]
+    direct = [p for p in direct if p not in skip and _system_name(p, system) != "stdc-predef.h"]
+    src_lines = source.splitlines()
+    lines: list[int | None] = list(include_lines) if len(include_lines) == len(direct) else [None] * len(direct)
+    for full, line in zip(direct, lines, strict=True):
+        name = _system_name(full, system)
+        wrote = "an #include"
+        if line is not None and 0 < line <= len(src_lines):
+            wrote = f"line {line} (`{src_lines[line - 1].strip()[:120]}`)"
+        if name is None:
+            allowed = "only system headers may be included"
+            if policy.allowed_includes is not None:
+                allowed += " (allowed: " + ", ".join(f"<{h}>" for h in policy.allowed_includes) + ")"
+            return Finding(Outcome.SCREEN_REJECTED, f"{wrote} includes a file that is not a system header; {allowed}")
+        if policy.allowed_includes is not None and name not in policy.allowed_includes:
+            allowed = ", ".join(f"<{h}>" for h in policy.allowed_includes)
+            return Finding(Outcome.SCREEN_REJECTED, f"{wrote} includes <{name}>, which is not allowed (allowed: {allowed})")
+    return None
+
+
+def _text_problem(source: str, policy: ScreenConfig) -> Finding | None:
+    text = normalise_c(source)
+    verdict = c_directive_problem(text, policy, includes=False)
+    if verdict:
+        return Finding(Outcome.SCREEN_REJECTED, verdict.reason)
+    code = strip_c_comments_and_strings(text)
+    for name in C_FILE_PROBES:
+        if re.search(rf"(?<![\w.]){re.escape(name)}\b", code):
+            return Finding(Outcome.SCREEN_REJECTED, f"uses `{name}`, which is forbidden here")
+    return None
+
+
+def _token_problem(own: list[tuple[int, str]], policy: ScreenConfig) -> Finding | None:
+    for line, text in own:
+        stripped = text.strip()
+        if stripped.startswith("#pragma"):
+            why = pragma_problem(stripped[len("#pragma"):])
+            if why:
+                return Finding(Outcome.SCREEN_REJECTED, f"line {line}: {why}")
+    code = strip_c_comments_and_strings("\n".join(t for _, t in own if not t.lstrip().startswith("#")))
+    seen = set(_IDENT.findall(code))
+    for name in forbidden_c_identifiers(policy):
+        if name in seen:
+            line = next((n for n, t in own if re.search(rf"(?<![\w.]){re.escape(name)}\b", t)), None)
+            where = f"line {line}: " if line else ""
+            what = "an asm statement, not allowed in this experiment" if name in C_ASM else "which is forbidden here"
+            return Finding(Outcome.SCREEN_REJECTED, f"{where}uses `{name}` after preprocessing, {what}")
+    return None
+
+
+def _object_problem(listing: str, target: str, policy: ScreenConfig) -> Finding | None:
+    undefined, _, rest = listing.partition("@@defined")
+    defined, _, rest = rest.partition("@@sections")
+    sections_text, _, symbols_text = rest.partition("@@symbols")
+    sections = _sections(sections_text)
+    for name, flags in sections.values():
+        if _INIT_SECTIONS.match(name):
+            return _rejected(f"defines a constructor, destructor or load-time code (section {name}); "
+                             f"only {target} may run")
+        if name == ".note.GNU-stack" and "X" in flags:
+            return _rejected("needs an executable stack (a nested function?); write a static helper instead")
+        if "W" in flags and "X" in flags:
+            return _rejected(f"makes a writable and executable section {name}")
+    for sym in symbols_text.splitlines():
+        parts = sym.split()
+        if len(parts) < 8 or not parts[0].endswith(":"):
+            continue
+        kind, ndx, name = parts[3], parts[6], parts[7]
+        if kind == "IFUNC":
+            return _rejected(f"makes `{name}` an ifunc (ifunc or target_clones: a resolver runs at load time); "
+                             "choose the code path inside the function")
+        if kind in ("OBJECT", "TLS", "COMMON") and ndx.isdigit() and "X" in sections.get(int(ndx), ("", ""))[1]:
+            return _rejected(f"places data `{name}` in an executable section; code must come from the compiler")
+    for line in defined.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] != target:
+            return _rejected(f"defines exported symbol {parts[0]}; only {target} may be exported (make helpers static)")
+    for line in undefined.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not symbol_allowed(parts[0], policy):
+            extra = ", ".join(policy.allowed_symbols)
+            allowed = ALLOWED_SUMMARY + (f", {extra}" if extra else "")
+            return _rejected(f"calls `{parts[0]}`, which a candidate may not call (allowed: {allowed})")
+    return None
+
+
+def _rejected(reason: str) -> Finding:
+    return Finding(Outcome.SCREEN_REJECTED, reason)
+
+
+def _sections(text: str) -> dict[int, tuple[str, str]]:
+    """readelf -SW: index → (name, flags)."""
+    out: dict[int, tuple[str, str]] = {}
+    pattern = (r"^\s*\[\s*(\d+)\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+"
+               r"([A-Za-z]*)\s+\d+\s+\d+\s+\d+\s*$")
+    for m in re.finditer(pattern, text, re.M):
+        out[int(m.group(1))] = (m.group(2), m.group(4))
+    return out
+
+
+def symbol_allowed(name: str, policy: ScreenConfig) -> bool:
+    """May the candidate's object import this symbol?"""
+    name = name.split("@")[0]
+    if name in DEFAULT_SYMBOLS or _LIBGCC.match(name):
+        return True
+    m = _LIBMVEC.match(name)
+    if m and m.group(1) in _MATH:
+        return True
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.allowed_symbols)
+
+
+# --- compiler messages shown to the model ---
+
+_LOCATED = re.compile(r"^(?P<file>[^\s:][^:]*):(?:\d+:)?(?:\d+:)?\s")
+_QUOTED = re.compile(r"^\s*\d*\s*\|")
+_LINKER = re.compile(r"(undefined reference to .*|multiple definition of [^;]*|cannot find -\S+)")
+_TOOL = re.compile(r"^(collect2|cc1|cc|gcc|clang|g\+\+|c\+\+)(-[\d.]+)?: ")
+
+
+def diagnostics(text: str, build_dir: Path, system: list[str] | None = None) -> str:
+    """Compiler and linker output reduced to what concerns the candidate: its own diagnostics with
+    their source lines, messages located in system headers without their source lines, linker
+    messages without locations; nothing about, or quoted from, any other file."""
+    system = system or list(DEFAULT_SYSTEM_DIRS)
+    text = text.replace(str(build_dir) + "/", "")
+    out: list[str] = []
+    state = "drop"  # whether the lines that follow belong to a kept diagnostic of the candidate
+    for line in text.splitlines():
+        linker = _LINKER.search(line)
+        if linker:
+            out.append(linker.group(1).strip())
+            state = "drop"
+        elif _TOOL.match(line):
+            out.append(line)
+            state = "drop"
+        elif line.startswith(("In file included from ", "                 from ")):
+            state = "drop"
+        elif _LOCATED.match(line):
+            file = _LOCATED.match(line).group("file")
+            if file == CANDIDATE:
+                out.append(line)
+                state = "keep"
+            elif file.startswith("/") and _system_name(os.path.normpath(file), system) is not None:
+                out.append(line)
+                state = "drop"  # the header's own text is not shown
+            else:
+                state = "drop"
+        elif state == "keep" or (not _QUOTED.match(line) and line.startswith("compilation terminated")):
+            out.append(line)
+    return "\n".join(out)
+
+
+def first_errors(cleaned: str, limit: int = 6) -> str:
+    """The first error lines of diagnostics() output, for a reason."""
+    lines = cleaned.splitlines()
+    picked = [ln for ln in lines if re.search(r"error|undefined reference|multiple definition|cannot find", ln)]
+    chosen = "\n".join((picked or lines[-limit:])[:limit])
+    return chosen or "build failed; its messages concern files other than the candidate and are not shown"
