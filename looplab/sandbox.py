@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import functools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -148,6 +149,7 @@ def _throwaway_uid() -> int:
 
 
 _EMPTY: list[str] = []
+_ATOMIC_TMP = re.compile(r".+\.\d+\.[0-9a-f]{8}\.tmp")  # memory.write_atomic's file in progress
 
 
 def _empty_file() -> str:
@@ -188,23 +190,48 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
         if h.is_dir() or h.is_file():
             mounts[h] = "tmpfs" if h.is_dir() else "empty"
     mounts[workdir] = "rw"
+    _shadow_parents(mounts, binds, [Path(h) for h in hidden])
     known = {**binds, **mounts}
     # Parents before children, so a nested mount is not hidden by the one above it; parents that
     # only exist on a tmpfs are created world-readable (bwrap would make them root-only).
     made: set[Path] = set()
     for path, kind in sorted(mounts.items(), key=lambda x: len(x[0].parts)):
         for parent in reversed(path.parents[:-1]):
-            enclosing = next((known[a] for a in (parent, *parent.parents) if a in known), "tmpfs")
-            if parent not in known and enclosing == "tmpfs" and parent not in made:
+            if parent not in known and _enclosing(parent, known) in ("tmpfs", "shadow") and parent not in made:
                 argv += ["--perms", "0755", "--dir", str(parent)]
                 made.add(parent)
-        if kind == "tmpfs":
+        if kind in ("tmpfs", "shadow"):
             argv += ["--perms", "0755", "--tmpfs", str(path)]
         elif kind == "empty":
             argv += ["--ro-bind", _empty_file(), str(path)]
+        elif kind == "symlink":
+            argv += ["--symlink", os.readlink(path), str(path)]
         else:
-            argv += ["--ro-bind" if kind == "ro" else "--bind", str(path), str(path)]
+            flag = {"ro": "--ro-bind", "ro-try": "--ro-bind-try"}.get(kind, "--bind")
+            argv += [flag, str(path), str(path)]
     return argv + ["--chdir", str(workdir), "--"]
+
+
+def _enclosing(path: Path, known: dict[Path, str]) -> str:
+    return next((known[a] for a in (path, *path.parents) if a in known), "tmpfs")
+
+
+def _shadow_parents(mounts: dict[Path, str], binds: dict[Path, str], hidden: list[Path]) -> None:
+    """A folder holding hidden files becomes a tmpfs with its other entries bound one by one.
+
+    A file bound over a hidden one would be unbound by the next atomic rewrite (a rename over it) and
+    the new SCORES.json would show through; the hidden files here are empty files on the tmpfs
+    instead, which nothing outside can replace. looplab's half-written temporaries stay out.
+    """
+    parents = {h.parent for h in hidden
+               if mounts.get(h) == "empty" and _enclosing(h.parent, {**binds, **mounts}) == "ro"}
+    for d in parents:
+        mounts[d] = "shadow"
+        for entry in sorted(os.scandir(d), key=lambda e: e.name):
+            path = Path(entry.path)
+            if path in mounts or _ATOMIC_TMP.fullmatch(entry.name):
+                continue
+            mounts[path] = "symlink" if entry.is_symlink() else "ro-try"
 
 
 def _check_reachable(paths: Sequence[Path]) -> None:

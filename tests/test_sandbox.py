@@ -206,6 +206,70 @@ def test_filesystem_is_private(monkeypatch: pytest.MonkeyPatch, work: Path) -> N
     assert (work / "here.txt").read_text() == "kept\n"
 
 
+def _rewrite(path: Path, text: str) -> None:
+    """What looplab does to SCORES.json after every attempt: write aside, rename over (memory.write_atomic)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@pytest.mark.skipif(not HAVE_BWRAP, reason="needs bubblewrap")
+def test_a_hidden_file_rewritten_while_the_sandbox_runs_stays_hidden(monkeypatch: pytest.MonkeyPatch,
+                                                                      work: Path) -> None:
+    monkeypatch.setenv(sandbox.MODE_ENV, "bwrap")
+    ro = work.parent / "exp"
+    ro.mkdir()
+    (ro / "visible.txt").write_text("ok\n")
+    (ro / "SCORES.json").write_text("holdout names\n")
+    go = work / "go"
+    script = f"cat {ro}/SCORES.json; while [ ! -e {go} ]; do sleep 0.02; done; cat {ro}/SCORES.json {ro}/visible.txt"
+
+    async def scenario() -> sandbox.SandboxResult:
+        task = asyncio.ensure_future(run_sandboxed(["/bin/sh", "-c", script], workdir=work, readonly=[ro],
+                                                   timeout_s=20, limits=LimitsConfig(),
+                                                   hidden=[ro / "SCORES.json"]))
+        await asyncio.sleep(0.5)  # the sandbox is up and has read the file once
+        _rewrite(ro / "SCORES.json", "new holdout names\n")  # the rename used to unbind the empty file
+        go.write_text("")
+        return await task
+
+    res = asyncio.run(scenario())
+    assert res.stdout.split() == ["ok"] and res.infra_error is None, res.stderr
+
+
+@pytest.mark.skipif(not HAVE_BWRAP, reason="needs bubblewrap")
+def test_sandboxes_start_cleanly_while_hidden_files_are_rewritten(monkeypatch: pytest.MonkeyPatch,
+                                                                  work: Path) -> None:
+    monkeypatch.setenv(sandbox.MODE_ENV, "bwrap")
+    ro = work.parent / "exp"
+    ro.mkdir()
+    hidden = [ro / n for n in ("SCORES.json", "SCORES.md", "MEMORY.json")]
+    for h in hidden:
+        h.write_text("holdout names\n")
+
+    async def scenario() -> list[sandbox.SandboxResult]:
+        stop = asyncio.Event()
+
+        async def rewrite() -> None:
+            while not stop.is_set():
+                for h in hidden:
+                    await asyncio.to_thread(_rewrite, h, "holdout names again\n")
+
+        writer = asyncio.ensure_future(rewrite())
+        results = []
+        for _ in range(25):
+            results.append(await run_sandboxed(["/bin/sh", "-c", f"cat {ro}/SCORES.json; ls {ro}"], workdir=work,
+                                               readonly=[ro], timeout_s=20, limits=LimitsConfig(),
+                                               hidden=hidden))
+        stop.set()
+        await writer
+        return results
+
+    for res in asyncio.run(scenario()):
+        assert res.infra_error is None and res.returncode == 0, res.stderr
+        assert "holdout" not in res.stdout and ".tmp" not in res.stdout  # nor a half-written temporary
+
+
 @pytest.mark.skipif(not ROOT, reason="only root switches uid without bubblewrap")
 def test_degraded_root_refuses_paths_the_sandbox_uid_cannot_reach(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(sandbox.MODE_ENV, "rlimits")
