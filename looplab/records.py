@@ -5,9 +5,12 @@ Every module speaks in these types; none of them knows how they are stored.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Outcome(StrEnum):
@@ -81,6 +84,10 @@ class Reply:
     model: str  # provider:model as called, e.g. "openai:gpt-4o-mini"
     latency_s: float = 0.0
     finish_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        # JSON may carry a lone surrogate ("\ud800"): it cannot be stored or written as UTF-8.
+        self.text = _LONE_SURROGATE.sub("\ufffd", self.text)
 
 
 @dataclass

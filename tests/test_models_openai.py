@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+import time
 
 import pytest
 from wire_servers import OpenAIServer, recording_policy
 
 from looplab.models import ModelError, provider_from_spec
+from looplab.models.base import ModelAccessError
 from looplab.records import Message
 
 MESSAGES = [Message("system", "You write C."), Message("user", "Make matmul faster.")]
@@ -127,22 +130,27 @@ def test_persistent_server_errors_give_up_after_max_attempts():
     assert len(server.requests) == 3 and len(waits) == 2
 
 
-def test_slow_server_times_out_each_attempt_then_gives_up():
-    policy, _ = recording_policy(max_attempts=2)
+def test_the_timeout_bounds_the_whole_call_not_each_try():
+    policy, _ = recording_policy(max_attempts=5)
+    started = time.monotonic()
     with OpenAIServer(["too late"], delay_s=30) as server:
         with pytest.raises(ModelError) as err:
             complete(openai_provider(server, policy), timeout_s=0.3)
+    assert time.monotonic() - started < 2  # not 5 tries of 0.3 s each, nor the server's 30 s
     assert err.value.retryable
-    assert "gave up after 2 attempts" in str(err.value)
-    assert len(server.requests) == 2
+    assert "gave up after 1 attempt" in str(err.value) and "0.3s model timeout" in str(err.value)
+    assert len(server.requests) == 1
 
 
-def test_a_timed_out_attempt_is_retried_and_can_succeed():
-    policy, _ = recording_policy()
-    with OpenAIServer(["second try"], delay_s=[30, 0]) as server:
-        reply = complete(openai_provider(server, policy), timeout_s=0.3)
-    assert reply.text == "second try"
-    assert len(server.requests) == 2
+def test_retries_stop_when_the_timeout_is_spent():
+    policy, waits = recording_policy(max_attempts=50, base_delay_s=0.05)
+    policy = dataclasses.replace(policy, sleep=asyncio.sleep)  # real waits: they count against the timeout
+    started = time.monotonic()
+    with OpenAIServer(["never"], fail_first=[503] * 50) as server:
+        with pytest.raises(ModelError) as err:
+            complete(openai_provider(server, policy), timeout_s=1.0)
+    assert time.monotonic() - started < 2.5
+    assert 2 <= len(server.requests) < 50 and "answered 503" in str(err.value)
 
 
 def test_connection_refused_is_retried_then_reported():
@@ -182,3 +190,46 @@ def test_a_server_that_does_not_speak_the_protocol_is_a_clear_error():
             complete(openai_provider(server))
     assert not err.value.retryable
     assert "not a chat completion" in str(err.value) and "fix:" in str(err.value)
+
+
+@pytest.mark.parametrize("body", [b'{"id": "chatcmpl-1", "choices": [{"mess', b"\xff\xfe{\x00}", b"<html>busy</html>"],
+                         ids=["truncated-json", "not-utf8", "html"])
+def test_a_reply_that_cannot_be_read_is_a_model_error_and_is_retried(body):
+    policy, waits = recording_policy()
+    with OpenAIServer(["second try"], fail_first=[body]) as server:
+        reply = complete(openai_provider(server, policy))
+    assert reply.text == "second try" and len(server.requests) == 2 and len(waits) == 1
+    with OpenAIServer(["never"], fail_first=[body] * 5) as server:
+        with pytest.raises(ModelError) as err:
+            complete(openai_provider(server, recording_policy(max_attempts=2)[0]))
+    assert err.value.retryable and "could not be read" in str(err.value)
+
+
+def test_a_lone_surrogate_in_a_reply_is_replaced_not_fatal():
+    with OpenAIServer(["int f(void) { return 1; } /* \ud800 */"]) as server:
+        reply = complete(openai_provider(server))
+    assert "\ufffd" in reply.text and reply.text.encode("utf-8")  # storable and writable as UTF-8
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_authentication_and_permission_errors_are_access_errors_not_retried(status):
+    policy, waits = recording_policy()
+    with OpenAIServer(["never"], fail_first=[status] * 3) as server:
+        with pytest.raises(ModelAccessError) as err:
+            complete(openai_provider(server, policy))
+    assert len(server.requests) == 1 and waits == [] and "fix:" in str(err.value)
+
+
+def test_each_retry_is_announced_with_the_time_left():
+    from looplab.models.retry import retry_notes
+
+    policy, _ = recording_policy()
+    notes: list[str] = []
+
+    async def call(provider):
+        retry_notes.set(notes.append)
+        return await provider.complete(MESSAGES, timeout_s=30)
+
+    with OpenAIServer(["ok"], fail_first=[503, 503]) as server:
+        assert asyncio.run(call(openai_provider(server, policy))).text == "ok"
+    assert len(notes) == 2 and "retry 1 of 4" in notes[0] and "left of the 30s model timeout" in notes[0]

@@ -18,7 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Replies = Sequence[str] | Callable[[dict], str]  # a script, or body -> reply text
-Failure = int | tuple[int, str]  # HTTP status, optionally with the error code/type to send
+Failure = int | tuple[int, str] | bytes  # HTTP status, optionally with the error code/type; or a raw 200 body
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A body sent as these exact bytes (not JSON-encoded): malformed or undecodable replies."""
+
+    data: bytes
 
 
 def recording_policy(**overrides: Any) -> tuple[Any, list[float]]:
@@ -58,7 +65,8 @@ class _WireServer:
         model: str | None = None,
     ) -> None:
         """delay_s: seconds before answering, one value for all or one per request (0 after the list).
-        fail_first: the first requests get these statuses instead of a reply (429 gets Retry-After if set).
+        fail_first: the first requests get these statuses instead of a reply (429 gets Retry-After if set);
+            a bytes entry is sent as is with status 200 (a body that is not JSON, or not UTF-8).
         usage: fixed usage numbers for every reply (wire names); default: ~4 characters per token.
         model: the model name to report; default: echo the request's model."""
         self.replies = replies
@@ -129,6 +137,8 @@ class _WireServer:
             return 404, {}, self.error_body(404, f"no such endpoint {path}")
         if index < len(self.fail_first):
             failure = self.fail_first[index]
+            if isinstance(failure, bytes):
+                return 200, {}, Raw(failure)
             status, code = failure if isinstance(failure, tuple) else (failure, None)
             extra = {"Retry-After": self.retry_after} if status == 429 and self.retry_after else {}
             return status, extra, self.error_body(status, f"scripted failure {status}", code)
@@ -269,7 +279,7 @@ def _make_handler(owner: _WireServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, payload = owner.handle(method, path, headers, body)
-            data = json.dumps(payload).encode()
+            data = payload.data if isinstance(payload, Raw) else json.dumps(payload).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -58,7 +58,7 @@ class AnthropicProvider:
         async def attempt() -> Any:
             try:
                 return await self._client.messages.create(**request, timeout=timeout_s)
-            except anthropic.APIError as e:
+            except (anthropic.APIError, ValueError) as e:  # ValueError: a body that is not JSON or not UTF-8
                 raise classify_http_error(
                     e, vendor=self._vendor, key_env="ANTHROPIC_API_KEY", url=self._url, model=self.model
                 ) from None

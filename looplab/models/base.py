@@ -15,6 +15,11 @@ class ModelError(Exception):
         self.retryable = retryable
 
 
+class ModelAccessError(ModelError):
+    """The provider refuses the key, the permission or the account (401, 403, no quota): no later call
+    can succeed, so the run stops at once."""
+
+
 class RepliesExhausted(Exception):
     """A finite provider (replay) has no more replies; the loop stops cleanly."""
 

@@ -56,7 +56,7 @@ class OpenAIProvider:
         async def attempt() -> Any:
             try:
                 return await self._client.chat.completions.create(**request, timeout=timeout_s)
-            except openai.APIError as e:
+            except (openai.APIError, ValueError) as e:  # ValueError: a body that is not JSON or not UTF-8
                 raise classify_http_error(
                     e, vendor=self._vendor, key_env="OPENAI_API_KEY", url=self._url, model=self.model
                 ) from None

@@ -2,12 +2,14 @@
 
 Providers turn SDK exceptions into ModelError with `classify_http_error`, then run each call
 through `call_with_retries`. The SDKs' own retries are disabled (max_retries=0) so this is the
-only policy: retry 408/409/429/5xx, timeouts and connection errors; fail at once on other 4xx.
+only policy: retry 408/409/429/5xx, timeouts, connection errors and replies that cannot be read;
+fail at once on other 4xx. The timeout bounds the whole call, its retries and waits included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import random
 import time
@@ -15,11 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from looplab.models.base import ModelError
+from looplab.models.base import ModelAccessError, ModelError
 
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every status >= 500
+# Where a retry is announced (the run sets its progress line); None: silently.
+retry_notes: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("retry_notes",
+                                                                                          default=None)
 
 
 class TransientError(ModelError):
@@ -51,26 +56,46 @@ class RetryPolicy:
 async def call_with_retries(
     attempt: Callable[[], Awaitable[T]], policy: RetryPolicy, *, name: str, timeout_s: float
 ) -> T:
-    """Run attempt() until it succeeds, raises a non-retryable ModelError, or attempts run out.
+    """Run attempt() until it succeeds, raises a non-retryable ModelError, or tries or time run out.
 
-    Each attempt is bounded by timeout_s of wall time (the SDK's read timeout alone does not
-    bound a server that trickles bytes). Raises ModelError prefixed with `name`.
+    timeout_s bounds the whole call: every try, and the waits between them (the SDK's read timeout
+    alone does not bound a server that trickles bytes). Raises ModelError prefixed with `name`.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     last: ModelError | None = None
+    tries = 0
     for number in range(1, max(1, policy.max_attempts) + 1):
         if last is not None:
-            await policy.sleep(policy.delay(number - 1, getattr(last, "retry_after_s", None)))
+            wait = policy.delay(number - 1, getattr(last, "retry_after_s", None))
+            left = deadline - loop.time()
+            if wait >= left:
+                break
+            _announce(f"{name}: {last}; retry {number - 1} of {policy.max_attempts - 1} in {wait:.1f}s "
+                      f"({left:.0f}s left of the {timeout_s:g}s model timeout)")
+            await policy.sleep(wait)
+        tries = number
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(deadline):
                 return await attempt()
         except TimeoutError:
-            last = TransientError(f"no reply within {timeout_s:g}s (fix: raise the timeout or check the server)")
+            last = TransientError(f"no reply within the {timeout_s:g}s model timeout")
+            break
         except ModelError as e:
             if not e.retryable:
-                raise ModelError(f"{name}: {e}", retryable=False) from None
+                kind = ModelAccessError if isinstance(e, ModelAccessError) else ModelError
+                raise kind(f"{name}: {e}", retryable=False) from None
             last = e
-    tries = max(1, policy.max_attempts)
-    raise ModelError(f"{name}: gave up after {tries} attempt{'s' * (tries > 1)}: {last}", retryable=True)
+    spent = loop.time() - deadline + timeout_s
+    raise ModelError(f"{name}: gave up after {tries} attempt{'s' * (tries > 1)} in {spent:.0f}s: {last} "
+                     "(fix: check the server, or raise --model-timeout, which bounds a call and its retries)",
+                     retryable=True)
+
+
+def _announce(text: str) -> None:
+    note = retry_notes.get()
+    if note is not None:
+        note(text)
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -125,19 +150,22 @@ def classify_http_error(exc: BaseException, *, vendor: str, key_env: str, url: s
         if status < 400:
             return ModelError(f"{vendor} sent a reply looplab could not read ({status}){said} (fix: check {url} speaks this API)")
         if status == 429 and code == "insufficient_quota":
-            return ModelError(f"{vendor} says the quota is used up{said} (fix: check the account's billing)")
+            return ModelAccessError(f"{vendor} says the quota is used up{said} (fix: check the account's billing)")
         if status in RETRYABLE_STATUS or status >= 500:
             return TransientError(f"{vendor} answered {status}{said}", parse_retry_after(headers))
         if status == 401:
-            return ModelError(f"{vendor} rejected the API key{said} (fix: set {key_env})")
+            return ModelAccessError(f"{vendor} rejected the API key{said} (fix: set {key_env} to a valid key)")
         if status == 403:
-            return ModelError(f"{vendor} refused access{said} (fix: check the key's permissions for {model})")
+            return ModelAccessError(f"{vendor} refused access{said} (fix: check the key's permissions for {model})")
         if status == 404:
             return ModelError(
                 f"{vendor} answered 404 for model {model}{said} (fix: check the model name and the base URL)"
             )
         return ModelError(f"{vendor} rejected the request ({status}){said} (fix: check the model and options)")
     kind = type(exc).__name__
+    if isinstance(exc, ValueError):  # a body that is not JSON, not UTF-8, or not the API's shape
+        return TransientError(f"{vendor} sent a reply that could not be read ({kind}: "
+                              f"{' '.join(str(exc).split())[:200]})")
     if "Timeout" in kind:
         return TransientError(f"{vendor} did not answer in time (fix: raise the timeout or check {url})")
     if "Connection" in kind:
