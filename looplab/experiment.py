@@ -27,7 +27,9 @@ class _Section(BaseModel):
 
 
 class TargetConfig(_Section):
-    language: Literal["c", "python"] = "c"
+    # c and python get function targets and language-specific screens; any other language (rust,
+    # verilog, go, text...) is a region (EVOLVE-BLOCK markers in comments) or whole files.
+    language: str = Field(default="c", pattern=r"^[a-z][a-z0-9_+#-]{0,31}$")
     function: str = ""  # the one function the model may change; empty: the EVOLVE-BLOCK region of the baseline
     baseline: str = Field(min_length=1)  # seed implementation file, relative to the experiment
     task: str = "EXPERIMENT.md"  # what the model reads
@@ -183,7 +185,8 @@ class Experiment:
 
     @property
     def ext(self) -> str:
-        return EXTENSIONS[self.language]
+        """The candidate file's extension: c, py, or the baseline's own (rs, v, ...)."""
+        return EXTENSIONS.get(self.language) or self.baseline_path.suffix.lstrip(".") or "txt"
 
     @property
     def target(self) -> str:
@@ -303,6 +306,12 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
     elif not cfg.evaluate.command:
         raise UserError(
             f"{toml_path}: field 'evaluate.command': missing (fix: give the command that prints one JSON object per case)"
+        )
+    if cfg.target.function and exp.language not in EXTENSIONS:
+        raise UserError(
+            f"{toml_path}: field 'target.language': a function target needs c or python, not {exp.language!r} "
+            f"(fix: set the language, or mark the region of {cfg.target.baseline} the model may change with "
+            "EVOLVE-BLOCK-START/END comments and remove target.function)"
         )
     if not cfg.target.function and "EVOLVE-BLOCK-START" not in exp.baseline_source:
         raise UserError(

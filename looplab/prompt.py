@@ -51,7 +51,7 @@ def _template(experiment: Experiment) -> jinja2.Template:
 
 def render_prompt(experiment: Experiment, context: PromptContext) -> list[Message]:
     """The messages for one attempt: a short system message and the rendered task."""
-    language_name = {"c": "C", "python": "Python"}[experiment.language]
+    language_name = {"c": "C", "python": "Python"}.get(experiment.language, experiment.language.capitalize())
     target = experiment.target
     target_what = "program (keep the EVOLVE-BLOCK markers)" if not target else (
         f"definition of `{target}`" if experiment.language == "c" else f"definition of `def {target}`")

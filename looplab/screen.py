@@ -33,7 +33,7 @@ C_FILE_PROBES = ["__has_include", "__has_include_next", "__has_embed"]
 _TRIGRAPHS = {"=": "#", "(": "[", "/": "\\", ")": "]", "'": "^", "<": "{", "!": "|", ">": "}", "-": "~"}
 _DIGRAPHS = [("%:%:", "##"), ("%:", "#"), ("<:", "["), (":>", "]"), ("<%", "{"), ("%>", "}")]
 _COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
-_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w*)[ \t]*(.*)$", re.M)
+DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w*)[ \t]*(.*)$", re.M)
 # Always refused in Python candidates.
 PY_ALWAYS_FORBIDDEN_IMPORTS = [
     "ctypes", "cffi", "subprocess", "multiprocessing", "threading", "socket", "os", "sys", "importlib",
@@ -68,7 +68,9 @@ def screen(source: str, *, language: str, policy: ScreenConfig, baseline: str = 
             return _reject("forbidden pattern", f"matches forbidden pattern /{pattern}/")
     if language == "c":
         return _screen_c(source, policy)
-    return _screen_python(source, policy)
+    if language == "python":
+        return _screen_python(source, policy)
+    return None  # other languages: the language-neutral rules above, then the build and the harness
 
 
 def _reject(rule: str, reason: str) -> ScreenVerdict:
@@ -130,7 +132,7 @@ def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> S
     """Directives in normalise_c() text: #line and GNU line markers (they forge the file name the
     compiler reports), #embed, denied pragmas, and (includes=True) the textual include rules."""
     text = strip_c_comments(text)
-    for m in _DIRECTIVE.finditer(text):
+    for m in DIRECTIVE.finditer(text):
         name, rest = m.group(1), m.group(2).strip()
         if name == "line" or name[:1].isdigit():
             return _reject("forbidden directive", f"`#{name} {rest}`: #line directives and line markers are not allowed")
