@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from looplab import memory
 from looplab.experiment import Experiment
+from looplab.novelty import VALID as NOVELTY_VALID
 from looplab.novelty import NoveltyIndex
 from looplab.parents import Plan, SearchView
 from looplab.prompt import Failure, Parent, PromptContext
@@ -12,8 +13,6 @@ from looplab.store import AttemptRow, Store
 
 FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
             Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
-EVALUATED = (Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT,
-             Outcome.TIMEOUT, Outcome.CRASH, Outcome.BASELINE)
 
 
 def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
@@ -70,11 +69,11 @@ def _case_leaders(rows: list[AttemptRow], experiment: Experiment) -> dict[str, t
 
 
 def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
-    index = NoveltyIndex(experiment.language, experiment.config.search.near_duplicate)
-    for row in store.attempts(outcomes=list(EVALUATED)):
-        if row.source:
-            index.add(row.id, row.source)
-    return index
+    """Valid evaluated attempts, read from the store at the first lookup (not at start-up)."""
+    def load() -> list[tuple[int, str]]:
+        return [(r.id, r.source) for r in store.attempts(outcomes=list(NOVELTY_VALID)) if r.source]
+
+    return NoveltyIndex(experiment.language, experiment.config.search.near_duplicate, load=load)
 
 
 def speedup_label(store: Store, experiment: Experiment, incumbent: AttemptRow) -> str:

@@ -1,92 +1,323 @@
-"""Novelty before evaluation: is this candidate the same program as one already tried, or nearly?
+"""Novelty before evaluation: is this candidate nearly the same program as one that already ran?
 
-Exact: equal after normalising comments and whitespace. Near: Jaccard similarity of token
-shingles above a threshold, against candidates that were already evaluated (built and run).
+Exact repeats are found by the store's normalised-source hash (loop._earlier_same). Near
+duplicates, here, compare only what the model may change (the EVOLVE-BLOCK contents, else the
+whole candidate), lexed with comments and docstrings dropped and the candidate's own names
+canonicalised. Two candidates are near duplicates when their literal sequences (numbers, strings,
+True/None/NULL) are equal, so a tuned constant is always a new candidate, and the Jaccard
+similarity of their 5-token shingles reaches the threshold. Only candidates that ran and were
+valid are compared against: a near copy of a failed attempt may be the repair of it.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
-import heapq
 import keyword
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from looplab.extract import normalize
+from looplab.extract import BLOCK_END, BLOCK_START
+from looplab.records import Outcome
 
-TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?[fFuUlL]*|\S")
 SHINGLE = 5  # tokens per shingle: long enough to see structure, short enough to survive small edits
+VALID = frozenset({Outcome.BASELINE, Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.SLOWER})  # ran, right
 C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned void volatile
-while size_t ptrdiff_t int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t uintptr_t NULL
-memset memcpy memmove sqrtf sqrt expf exp logf log fabsf fabs fmaxf fmaxf fminf tanhf powf INFINITY""".split())
+while size_t ptrdiff_t int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t uintptr_t bool
+memset memcpy memmove sqrtf sqrt expf exp logf log fabsf fabs fmaxf fminf tanhf powf INFINITY""".split())
 PY_WORDS = set(keyword.kwlist) | set(dir(builtins))
+LITERAL_WORDS = {"True", "False", "None", "true", "false", "NULL", "nullptr"}  # constants spelled as names
+NOT_A_TYPE = {"return", "goto", "case", "sizeof", "else", "do", "if", "while", "for", "switch", "break",
+              "continue", "default", "throw", "yield", "await", "in", "new", "delete"}
+DECLARED_BEFORE = set("=;,)[(:{")
 KEEP = re.compile(r"^(_mm|__m|__builtin)")  # intrinsics and vector types say what the code does
+_NUMBER = r"(?:0[xXbBoO][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)[A-Za-z]*"
+_QUOTED = r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\''
+_TRIPLE = r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|'
+_LEX = r"(?P<skip>\\\n|\s+|{comment})|(?P<lit>{prefix}(?:{quoted})|{number})|(?P<name>[A-Za-z_]\w*)|(?P<op>.)"
+LEXERS = {
+    "python": re.compile(_LEX.format(comment=r"#[^\n]*", prefix=r"[rRbBuUfF]{0,2}", quoted=_TRIPLE + _QUOTED,
+                                     number=_NUMBER), re.S),
+    "c": re.compile(_LEX.format(comment=r"//[^\n]*|/\*[\s\S]*?\*/", prefix=r"(?:u8|[uUL])?",
+                                quoted=_QUOTED, number=_NUMBER), re.S),
+}
 
 
-def canonical_tokens(source: str, language: str) -> list[str]:
-    """Tokens with the candidate's own names renamed by first use: a renamed copy is the same program."""
-    keep = C_WORDS if language == "c" else PY_WORDS
-    names: dict[str, str] = {}
-    out = []
-    for tok in TOKEN.findall(normalize(source, language)):
-        if (tok[0].isalpha() or tok[0] == "_") and tok not in keep and not KEEP.match(tok):
-            tok = names.setdefault(tok, f"v{len(names)}")
-        out.append(tok)
+@dataclass(frozen=True)
+class Fingerprint:
+    """What near-duplicate detection compares: the literal sequence, and the shingles of the rest."""
+
+    literals: tuple[str, ...]
+    shingles: frozenset[int]
+
+
+def compared_part(source: str) -> str:
+    """The text the model may change: the EVOLVE-BLOCK contents when there are markers, else everything."""
+    if BLOCK_START not in source:
+        return source
+    kept, inside = [], False
+    for line in source.splitlines():
+        if BLOCK_START in line or BLOCK_END in line:
+            inside = BLOCK_START in line
+            kept.append("")
+        elif inside:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def lex(text: str, language: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens, kind in lit/name/op; comments dropped, and Python docstrings (a string
+    alone on its logical line) too: neither changes what the program does."""
+    lexer = LEXERS["python" if language == "python" else "c"]
+    out: list[tuple[str, str]] = []
+    depth, line_start, pending = 0, True, -1  # pending: index of a string that may be a docstring
+    for m in lexer.finditer(text):
+        kind, tok = m.lastgroup or "op", m.group()
+        if kind == "skip":
+            if "\n" in tok and not tok.startswith("\\"):
+                if pending >= 0:
+                    del out[pending]
+                pending, line_start = -1, depth == 0
+            continue
+        pending = len(out) if language == "python" and kind == "lit" and line_start and tok[-1] in "'\"" else -1
+        line_start = False
+        if kind == "op":
+            depth += (tok in "([{") - (tok in ")]}")
+        out.append((kind, tok))
+    if pending >= 0:
+        del out[pending]
     return out
 
 
+def _literal(tok: str) -> str:
+    if tok[-1] in "'\"" or tok in LITERAL_WORDS:
+        return tok
+    return tok.replace("_", "").lower()  # 1_000 == 1000, 0XFF == 0xff
+
+
+def own_names(source: str, language: str, tokens: list[tuple[str, str]]) -> set[str] | None:
+    """Names the candidate binds itself (renaming them changes nothing); None: every unknown name is."""
+    if language == "python":
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            return None
+        bound: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                bound.add(node.id)
+            elif isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
+                bound.add(node.attr)  # self.x = ...: the candidate's own attribute
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.alias) and node.asname:
+                bound.add(node.asname)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                bound.update(node.names)
+            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+                bound.add(node.name)
+        return bound
+    bound = set()  # C-like: a name right after a type (or `*`) and before = ; , ) [ ( : { is declared
+    for i in range(1, len(tokens) - 1):
+        (pkind, prev), (kind, tok), (_, nxt) = tokens[i - 1], tokens[i], tokens[i + 1]
+        if kind != "name" or tok in C_WORDS:
+            continue
+        typed = (pkind == "name" and prev not in NOT_A_TYPE) or prev in ("*", "&")
+        if (typed and nxt in DECLARED_BEFORE) or (prev == "define" and i > 1 and tokens[i - 2][1] == "#"):
+            bound.add(tok)
+    return bound
+
+
+def fingerprint(source: str, language: str) -> Fingerprint:
+    tokens = lex(compared_part(source), language)
+    whole = tokens if BLOCK_START not in source else lex(source, language)
+    bound = own_names(source, language, whole)
+    keep = PY_WORDS if language == "python" else C_WORDS
+    names: dict[str, str] = {}
+    literals: list[str] = []
+    canonical: list[str] = []
+    for kind, tok in tokens:
+        if kind == "lit" or tok in LITERAL_WORDS:
+            tok = _literal(tok)
+            literals.append(tok)
+        elif kind == "name" and (tok in bound if bound is not None else tok not in keep and not KEEP.match(tok)):
+            tok = names.setdefault(tok, f"v{len(names)}")
+        canonical.append(tok)
+    if len(canonical) < SHINGLE:
+        sh = frozenset({hash(tuple(canonical))})
+    else:
+        sh = frozenset(hash(tuple(canonical[i:i + SHINGLE])) for i in range(len(canonical) - SHINGLE + 1))
+    return Fingerprint(tuple(literals), sh)
+
+
 def shingles(source: str, language: str) -> frozenset[int]:
-    tokens = canonical_tokens(source, language)
-    if len(tokens) < SHINGLE:
-        return frozenset({hash(tuple(tokens))})
-    return frozenset(hash(tuple(tokens[i:i + SHINGLE])) for i in range(len(tokens) - SHINGLE + 1))
+    return fingerprint(source, language).shingles
 
 
 def similarity(a: frozenset[int], b: frozenset[int]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def is_near(a: Fingerprint, b: Fingerprint, threshold: float) -> bool:
+    """The rule the index answers exactly: equal literals and shingle similarity at the threshold."""
+    return a.literals == b.literals and similarity(a.shingles, b.shingles) >= threshold
 
 
 class NoveltyIndex:
-    """Shingle sets of evaluated candidates, with a prefix-filter index so a check reads only the
-    few candidates that can reach the threshold (not every one ever evaluated).
+    """Fingerprints of the candidates that ran and were valid, grouped by literal sequence.
 
-    Prefix filtering: with shingles in one global order, two sets of Jaccard similarity >= t share
-    at least one of the first |x| - ceil(t * |x|) + 1 shingles of each; only those are indexed.
+    A lookup reads one group (a near duplicate must share the literal sequence), and counts every
+    member's shingle overlap with the probe at once, bit-parallel, so its cost grows with the group
+    by 1/64 of a machine word per member; only true near duplicates are then compared exactly.
+    Answers are the exact scan's: the most similar at or above the threshold, the earliest on ties.
     """
 
-    def __init__(self, language: str, threshold: float):
+    def __init__(self, language: str, threshold: float,
+                 load: Callable[[], Iterable[tuple[int, str]]] | None = None):
         self.language = language
         self.threshold = threshold
-        self.ids: list[int] = []
-        self.sets: list[frozenset[int]] = []
-        self._postings: dict[int, list[int]] = {}  # prefix shingle -> positions in ids/sets
+        self._load = load  # run at the first lookup: start-up reads nothing it may not need
+        self._queued: list[tuple[int, str]] = []
+        self._ids: set[int] = set()
+        self._groups: dict[tuple[str, ...], _Group] = {}
 
     def __len__(self) -> int:
-        return len(self.ids)
+        self._ensure()
+        return len(self._ids)
 
-    def _prefix(self, sh: frozenset[int]) -> list[int]:
-        keep = len(sh) - math.ceil(min(self.threshold, 1.0) * len(sh) - 1e-9) + 1  # float slack: never too short
-        return heapq.nsmallest(max(keep, 1), sh)
+    def record(self, attempt_id: int, source: str, outcome: Outcome) -> None:
+        """Index a finished attempt if it ran and was valid; failures are never near-duplicate targets."""
+        if outcome in VALID:
+            self.add(attempt_id, source)
 
     def add(self, attempt_id: int, source: str) -> None:
-        sh = shingles(source, self.language)
-        self.ids.append(attempt_id)
-        self.sets.append(sh)
-        for token in self._prefix(sh):
-            self._postings.setdefault(token, []).append(len(self.sets) - 1)
+        if self._load is not None:
+            self._queued.append((attempt_id, source))  # indexed with the stored ones at the first lookup
+            return
+        if attempt_id not in self._ids:
+            self._ids.add(attempt_id)
+            fp = fingerprint(source, self.language)
+            self._groups.setdefault(fp.literals, _Group()).add(attempt_id, fp.shingles)
 
     def nearest(self, source: str) -> tuple[int, float] | None:
-        """The most similar evaluated attempt at or above the threshold, as (attempt id, similarity)."""
+        """The most similar valid attempt at or above the threshold, as (attempt id, similarity)."""
         if self.threshold >= 1.0:
             return None
-        mine = shingles(source, self.language)
-        candidates = {i for token in self._prefix(mine) for i in self._postings.get(token, ())}
+        self._ensure()
+        fp = fingerprint(source, self.language)
+        group = self._groups.get(fp.literals)
+        return group.nearest(fp.shingles, self.threshold) if group else None
+
+    def _ensure(self) -> None:
+        if self._load is None:
+            return
+        load, self._load = self._load, None
+        for attempt_id, source in [*load(), *self._queued]:
+            self.add(attempt_id, source)
+        self._queued.clear()
+
+
+SCAN = 16  # groups this small are compared one by one: cheaper than setting up the bit counters
+COMMON = 16  # a shingle in this many members gets a bitmask; rarer ones keep a short list (memory)
+
+
+class _Group:
+    """Members sharing one literal sequence, with per-shingle member bitmasks (bit i: member i)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.sets: list[frozenset[int]] = []
+        self.by_set: dict[frozenset[int], int] = {}
+        self.by_size: dict[int, int] = {}  # shingle-set size -> members of that size
+        self.rare: dict[int, list[int]] = {}
+        self.common: dict[int, int] = {}
+
+    def add(self, attempt_id: int, sh: frozenset[int]) -> None:
+        same = self.by_set.get(sh)
+        if same is not None:  # the same program again (renamed, reformatted): one member, earliest id
+            self.ids[same] = min(self.ids[same], attempt_id)
+            return
+        member, bit = len(self.ids), 1 << len(self.ids)
+        self.ids.append(attempt_id)
+        self.sets.append(sh)
+        self.by_set[sh] = member
+        self.by_size[len(sh)] = self.by_size.get(len(sh), 0) | bit
+        for s in sh:
+            if s in self.common:
+                self.common[s] |= bit
+                continue
+            members = self.rare.setdefault(s, [])
+            members.append(member)
+            if len(members) >= COMMON:
+                self.common[s] = _mask(self.rare.pop(s))
+
+    def nearest(self, sh: frozenset[int], t: float) -> tuple[int, float] | None:
+        if len(self.ids) <= SCAN:
+            return self._best(sh, t, range(len(self.ids)))
+        levels = [0] * len(sh).bit_length()  # bit j of every member's count of shared shingles
+        for s in sh:
+            mask = self.common.get(s)
+            if mask is None:
+                members = self.rare.get(s)
+                if members is None:
+                    continue
+                mask = _mask(members)
+            for j in range(len(levels)):  # add one to the members in mask (ripple carry)
+                carry = levels[j] & mask
+                levels[j] ^= mask
+                mask = carry
+                if not mask:
+                    break
+        everyone, hits = (1 << len(self.ids)) - 1, 0
+        n = len(sh)
+        for size in range(math.ceil(t * n - 1e-9), math.floor(n / t + 1e-9) + 1):
+            members = self.by_size.get(size)
+            if members:  # J >= t  <=>  shared >= t (n + size) / (1 + t); float slack, checked exactly below
+                hits |= members & _at_least(levels, math.ceil(t * (n + size) / (1 + t) - 1e-9), everyone)
+        return self._best(sh, t, _bits(hits))
+
+    def _best(self, sh: frozenset[int], t: float, members: Iterable[int]) -> tuple[int, float] | None:
         best: tuple[int, float] | None = None
-        for i in sorted(candidates):
-            s = similarity(mine, self.sets[i])
-            if s >= self.threshold and (best is None or s > best[1]):
+        for i in members:
+            s = similarity(sh, self.sets[i])
+            if s >= t and (best is None or s > best[1] or (s == best[1] and self.ids[i] < best[0])):
                 best = (self.ids[i], s)
         return best
+
+
+def _mask(members: list[int]) -> int:
+    mask = 0
+    for i in members:
+        mask |= 1 << i
+    return mask
+
+
+def _at_least(levels: list[int], k: int, everyone: int) -> int:
+    """Members whose bit-sliced count (levels[j] = bit j) is at least k."""
+    if k <= 0:
+        return everyone
+    if k >= 1 << len(levels):
+        return 0
+    greater, equal = 0, everyone
+    for j in reversed(range(len(levels))):
+        if k >> j & 1:
+            equal &= levels[j]
+        else:
+            greater |= equal & levels[j]
+            equal &= ~levels[j]
+    return greater | equal
+
+
+def _bits(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
