@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from looplab.experiment import Experiment, UserError
+from looplab.git_lock import clear_stale_lock, run_git
 from looplab.memory import write_atomic
 
 OWN_FILES = ("SCORES.json", "SCORES.md", "MEMORY.json", "MEMORY.md")  # committed beside incumbent.<ext>
@@ -21,6 +23,7 @@ LIVE_FILES = OWN_FILES + ("report.html",)  # regenerated renderings a reset dele
 # Variables that would point git at some other repository or index than the experiment's.
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY")
 LOCK_RETRIES = 10  # another loop committing in the same repository holds index.lock briefly
+TRAILER = "Looplab-Acceptance"  # names the acceptance a commit belongs to, so a restart can find it
 
 
 def incumbent_path(experiment: Experiment) -> Path:
@@ -28,11 +31,14 @@ def incumbent_path(experiment: Experiment) -> Path:
     return experiment.root / f"incumbent.{experiment.ext}"
 
 
-def _git(root: Path, *args: str, identity: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def _git(root: Path, *args: str, identity: tuple[str, ...] = (), noted: bool = False) -> subprocess.CompletedProcess:
+    """git -C root ARGS; noted: it may take the index lock, so a dead one can be recovered (git_lock)."""
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
     env["GIT_TERMINAL_PROMPT"] = "0"
-    return subprocess.run(["git", *identity, "-C", str(root), *args], capture_output=True, text=True,
-                          env=env, stdin=subprocess.DEVNULL, timeout=120)
+    argv = ["git", *identity, "-C", str(root), *args]
+    if noted:
+        return run_git(argv, env=env, root=root)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
 
 
 def in_git_work_tree(root: Path) -> bool:
@@ -58,15 +64,28 @@ def _committable(root: Path, names: list[str]) -> list[str]:
     return [n for n in present if _git(root, "check-ignore", "-q", "--", n).returncode != 0]
 
 
+def index_lock(root: Path) -> Path:
+    r = _git(root, "rev-parse", "--git-path", "index.lock")
+    path = Path(r.stdout.strip() or ".git/index.lock")
+    return path if path.is_absolute() else root / path
+
+
+def recover_index_lock(root: Path) -> str | None:
+    """Remove an index.lock a dead git of looplab's left (see git_lock); a note when one was removed."""
+    lock = index_lock(root)
+    return clear_stale_lock(root, lock) if lock.exists() else None
+
+
 def _commit(root: Path, paths: list[str], message: str) -> str:
     """Commit exactly `paths` (--only leaves the user's other staged changes staged); short hash."""
     identity = _identity(root)
     for args in (("add", "--", *paths), ("commit", "--allow-empty", "-q", "-m", message, "--only", "--", *paths)):
         for attempt in range(LOCK_RETRIES):
-            r = _git(root, *args, identity=identity)
+            r = _git(root, *args, identity=identity, noted=True)
             if r.returncode == 0 or "index.lock" not in r.stderr or attempt == LOCK_RETRIES - 1:
                 break
-            time.sleep(0.5)
+            if recover_index_lock(root) is None:
+                time.sleep(0.5)
         if r.returncode != 0:
             detail = " ".join((r.stderr or r.stdout).split())[:300]
             raise UserError(
@@ -76,27 +95,45 @@ def _commit(root: Path, paths: list[str], message: str) -> str:
     return _git(root, "rev-parse", "--short", "HEAD").stdout.strip()
 
 
-def archive_winner(experiment: Experiment, *, source: str, attempt_id: int, message: str) -> str:
-    """Write the live incumbent and winners/H.<ext>; in a git work tree commit both. Returns H.
+def find_commit(root: Path, key: str) -> str | None:
+    """Short hash of the commit that carries acceptance `key` in its trailer, if one was made."""
+    r = _git(root, "log", "-n", "1", "-F", f"--grep={TRAILER}: {key}", "--format=%h")
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
 
-    In git: commit 1 holds incumbent.<ext> and SCORES/MEMORY (when present) with `message`;
-    H is its short hash; commit 2 adds winners/H.<ext>. Outside git (or when git ignores all of
-    looplab's files): H = sha256(source)[:12] and nothing is committed.
+
+def has_commit(root: Path, commit: str) -> bool:
+    """True when `commit` is a commit of root's repository (a shared store also holds other checkouts')."""
+    return _git(root, "rev-parse", "-q", "--verify", f"{commit}^{{commit}}").returncode == 0
+
+
+def archive_winner(experiment: Experiment, *, source: str, attempt_id: int, message: str, key: str | None = None,
+                   write_incumbent: bool = True, resume: bool = False) -> str:
+    """Write winners/H.<ext> (and the live incumbent when write_incumbent); in a git work tree commit. Returns H.
+
+    In git: commit 1 holds incumbent.<ext> (when written) and SCORES/MEMORY with `message` and the
+    trailer naming `key`; H is its short hash; commit 2 adds winners/H.<ext>. Outside git (or when
+    git ignores all of looplab's files): H = sha256(source)[:12] and nothing is committed.
+    resume: an earlier try may have got part way (the process died): reuse its commit, skip what is done.
     """
     root = experiment.root
+    key = key or secrets.token_hex(8)
     live = incumbent_path(experiment)
-    write_atomic(live, source)
+    if write_incumbent:
+        write_atomic(live, source)
     experiment.winners_dir.mkdir(parents=True, exist_ok=True)
-    paths = _committable(root, [live.name, *OWN_FILES]) if in_git_work_tree(root) else []
+    names = [live.name, *OWN_FILES] if write_incumbent else list(OWN_FILES)
+    paths = _committable(root, names) if in_git_work_tree(root) else []
     if not paths:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
         write_atomic(experiment.winners_dir / f"{digest}.{experiment.ext}", source)
         return digest
-    commit = _commit(root, paths, message)
+    if resume:
+        recover_index_lock(root)
+    commit = (find_commit(root, key) if resume else None) or _commit(root, paths, f"{message}\n\n{TRAILER}: {key}")
     winner = experiment.winners_dir / f"{commit}.{experiment.ext}"
     write_atomic(winner, source)
     rel = str(winner.relative_to(root))
-    if _committable(root, [rel]):
+    if _committable(root, [rel]) and _git(root, "status", "--porcelain", "--", rel).stdout.strip():
         _commit(root, [rel], f"looplab: archive winner {commit} (attempt {attempt_id})")
     return commit
 

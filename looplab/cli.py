@@ -7,16 +7,23 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from looplab import __version__
 
+# Exit codes (README, Commands): 0 done; 1 a bug of looplab (a traceback); 2 something the user
+# can fix (one line); 3 the run stopped because attempts kept failing outside the candidate;
+# 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
 LOCAL_MAX_TOKENS = 1024
 
 
 def main(argv: list[str] | None = None) -> int:
     from looplab.experiment import UserError
+    from looplab.stopping import Signalled
+    from looplab.store_faults import disk_fault
 
     args = _parser().parse_args(argv)
     try:
@@ -24,19 +31,35 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"looplab: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Signalled as e:
+        print(f"looplab: stopped by {e}; the attempts in flight are recorded as interrupted", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("looplab: interrupted; every finished attempt is recorded", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`); nothing left to say
         return 0
+    except OSError as e:  # a full or read-only disk is the machine's state, not a bug: say so in one line
+        fault = disk_fault(e, Path.cwd())
+        if fault is None:
+            raise
+        print(f"looplab: error: {fault}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are user errors like any other: one line naming the fix, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (fix: see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="looplab", description="Iterative implementation search: "
-                                "the model proposes, the evaluator decides.")
+    p = _Parser(prog="looplab", description="Iterative implementation search: "
+                "the model proposes, the evaluator decides.")
     p.add_argument("--version", action="version", version=f"looplab {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run N attempts on an experiment (resumes where it left off)")
     run.add_argument("experiment", type=Path)
@@ -44,11 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", type=_positive_int, default=5, help="attempts to run (default 5)")
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=_positive_int)
-    run.add_argument("--budget-usd", type=float, help="stop before spending more than this")
+    run.add_argument("--budget-usd", type=_positive_float, help="stop before spending more than this")
     run.add_argument("--price", metavar="IN/OUT[/CACHED]",
                      help="USD per million tokens, for a model or server genai-prices does not know")
     run.add_argument("--base-url", help="OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)")
-    run.add_argument("--model-timeout", type=float, default=600.0, help="seconds per model call (default 600)")
+    run.add_argument("--model-timeout", type=_positive_float, default=600.0,
+                     help="seconds one model call may take, its retries included (default 600)")
     run.add_argument("--workers", type=_positive_int, default=1, help="attempts in flight at once (default 1)")
     run.add_argument("--reflect-every", type=int, default=0, metavar="N",
                      help="every N attempts the model rewrites the memory's insights (costs one call)")
@@ -108,9 +132,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
     return value
 
 
@@ -123,6 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.models import default_model_spec, provider_from_spec
     from looplab.models.priced import PricedProvider
     from looplab.progress import make_progress
+    from looplab.stopping import StopReason, until_signal
     from looplab.usage import parse_price
 
     experiment = load_experiment(args.experiment)
@@ -143,12 +181,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
                   f"{args.loop} attempts")
     try:
-        summary = asyncio.run(run_search(experiment, provider, options, progress))
+        summary = asyncio.run(until_signal(run_search(experiment, provider, options, progress)))
     finally:
         progress.close()
     print(f"stopped: {summary.stopped_because}")
     _print_status(experiment, args.store)
-    return 0
+    if summary.stop is StopReason.ERRORS:
+        return EXIT_RUN_FAILED
+    return EXIT_USER_ERROR if summary.stop is StopReason.BUDGET_UNKNOWN else 0
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:

@@ -324,6 +324,9 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
         except ValueError as e:
             raise UserError(f"{toml_path}: field 'reference.file': {e} "
                             "(fix: regenerate it or remove the [reference] section)") from None
+    if cfg.evaluate.command and not cfg.evaluate.evaluator and not cfg.cases.search:
+        raise UserError(f"{toml_path}: field 'cases.search': no search cases (fix: name at least one case the "
+                        "harness measures, e.g. search = [\"n128\"]; search cases decide acceptance)")
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
     if overlap:
         raise UserError(

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from looplab import archive, memory, reflect, report, runs
+from looplab import keeping, memory, reflect, report, runs
 from looplab.acceptance import objective_value, recorded_results
 from looplab.acceptance.choose import measure_noise
 from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
@@ -27,13 +27,16 @@ from looplab.extract import (
     source_hash,
 )
 from looplab.judge import judge
-from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
+from looplab.models.base import ModelAccessError, ModelError, ModelProvider, RepliesExhausted
+from looplab.models.retry import retry_notes
 from looplab.novelty import NoveltyIndex
 from looplab.parents import Plan, choose_plan
 from looplab.prompt import render_markdown, render_prompt
 from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
 from looplab.screen import screen
+from looplab.stopping import RunStopped, StopReason, all_or_none
 from looplab.store import HEARTBEAT_S, AttemptRow, Store, open_store
+from looplab.store_faults import disk_fault
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Assessment:
 class RunSummary:
     attempts: list[int]
     stopped_because: str
+    stop: StopReason = StopReason.LOOP_DONE
 
 
 # ---------------------------------------------------------------- one attempt
@@ -111,7 +115,10 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> Atte
     except ModelError as e:
         store.record_call(attempt_id=attempt_id, model=s.provider.name, kind="propose", usage=Usage(),
                           latency_s=time.monotonic() - started, error=str(e))
-        return finish(s, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
+        row = finish(s, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
+        if isinstance(e, ModelAccessError):  # no later call can succeed: stop now, not after N failures
+            raise RunStopped(str(e)) from None
+        return row
     store.record_call(attempt_id=attempt_id, model=reply.model, kind="propose", usage=reply.usage,
                       latency_s=reply.latency_s, response=reply.text)
     runs.write(run_dir, "response.md", reply.text)
@@ -136,12 +143,13 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> Atte
         current = store.incumbent()
         if current is not None and current.id != incumbent.id:
             assessment = await assess(s, candidate.source, current)
-        commit = None
-        if assessment.outcome in (Outcome.ACCEPTED, Outcome.SPECIALIST):
-            commit = archive.archive_winner(experiment, source=candidate.source, attempt_id=attempt_id,
-                                            message=_commit_message(experiment, attempt_id, assessment,
-                                                                    candidate.strategy))
-        return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=commit)
+        if assessment.outcome not in (Outcome.ACCEPTED, Outcome.SPECIALIST):
+            return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None)
+        # The store records the decision first; archive and commit follow; a restart finishes a half-done one.
+        assessment.details["archived_in"] = keeping.checkout(experiment)
+        row = _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None,
+                                accepting=keeping.new_key())
+        return keeping.complete(store, experiment, row)
 
 
 async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplicates: bool = False) -> Assessment:
@@ -181,16 +189,18 @@ async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplica
 
 
 def _finish_candidate(s: Search, attempt_id: int, assessment: Assessment, candidate: Candidate, reply_text: str,
-                      *, commit: str | None) -> AttemptRow:
+                      *, commit: str | None, accepting: str | None = None) -> AttemptRow:
     assessment.details["next_ideas"] = next_ideas(reply_text)
     row = finish(s, attempt_id, assessment, source=candidate.source, strategy=candidate.strategy,
-                 tags=candidate.tags, commit=commit)
-    s.novelty.record(attempt_id, candidate.source, assessment.outcome)  # valid runs only: repairs are new
+                 tags=candidate.tags, commit=commit, accepting=accepting)
+    if assessment.evaluation is not None:
+        s.novelty.add(attempt_id, candidate.source)
     return row
 
 
 def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | None = None,
-           strategy: str = "", tags: list[str] | None = None, commit: str | None = None) -> AttemptRow:
+           strategy: str = "", tags: list[str] | None = None, commit: str | None = None,
+           accepting: str | None = None) -> AttemptRow:
     """Record the attempt (store first: it is the truth), then its runs/ file and the renderings."""
     experiment, store = s.experiment, s.store
     evaluation = assessment.evaluation
@@ -200,7 +210,7 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
         attempt_id, outcome=assessment.outcome, reason=assessment.reason, source=source,
         source_hash=source_hash(source, experiment.language) if source else None, strategy=strategy,
         tags=tags or [], evaluation=evaluation, decision=assessment.decision, metric=metric, commit=commit,
-        details=assessment.details,
+        details=assessment.details, accepting=accepting,
     )
     row = store.attempt(attempt_id)
     assert row is not None
@@ -215,11 +225,12 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
 async def run_search(experiment: Experiment, provider: ModelProvider, options: RunOptions,
                      progress: Progress) -> RunSummary:
     store = open_store(experiment, options.store)
-    store.heartbeat()
-    beating = asyncio.create_task(_heartbeat(store))
+    retry_notes.set(progress.note)  # the workers (tasks made below) say when a model call is retried
+    beating = None
     try:
-        for attempt_id in store.mark_interrupted():
-            progress.note(f"attempt {attempt_id} did not finish last time; recorded as interrupted")
+        store.heartbeat()
+        beating = asyncio.create_task(_heartbeat(store))
+        await keeping.recover(store, experiment, progress.note)
         evaluator = make_executor(experiment, options.executor, ray_address=options.ray_address)
         await ensure_baseline(experiment, store, evaluator, progress)
         report.write_all(store, experiment)
@@ -227,7 +238,8 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
                    random.Random(options.seed))
         return await _attempts(s, progress)
     finally:
-        beating.cancel()
+        if beating is not None:
+            beating.cancel()
         with contextlib.suppress(Exception):  # a store that went away must not hide why the run ended
             store.end_heartbeat()
         store.close()
@@ -248,7 +260,7 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
     """`workers` tasks draw attempt slots until the loop count, the budget or the provider runs out."""
     options = s.options
     done: list[int] = []
-    state = {"slots": 0, "stop": "", "model_errors": 0, "in_flight": 0}
+    state = {"slots": 0, "stop": "", "why": StopReason.LOOP_DONE, "model_errors": 0, "in_flight": 0}
     changed = asyncio.Condition()  # an attempt ended or the run stopped: waiting workers look again
 
     async def worker() -> None:
@@ -259,7 +271,8 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                 async with changed:  # spend no more concurrently than one worker would in sequence
                     await changed.wait_for(lambda: state["stop"] or not _budget_reserved(s.store, options,
                                                                                           state["in_flight"]))
-                state["stop"] = state["stop"] or _budget_stop(s.store, options)
+                if not state["stop"]:
+                    state["why"], state["stop"] = _budget_stop(s.store, options)
                 if state["stop"]:
                     break
                 state["in_flight"] += 1
@@ -268,12 +281,13 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                 finally:
                     state["in_flight"] -= 1
                 if row is None:
-                    state["stop"] = "the replay file has no more replies"
+                    state["why"], state["stop"] = StopReason.NO_REPLIES, "the replay file has no more replies"
                     break
                 done.append(row.id)
                 broken = row.outcome in (Outcome.MODEL_ERROR, Outcome.INFRA_ERROR)
                 state["model_errors"] = state["model_errors"] + 1 if broken else 0
-                if state["model_errors"] >= options.max_model_errors:
+                if state["model_errors"] >= options.max_model_errors and not state["stop"]:
+                    state["why"] = StopReason.ERRORS
                     state["stop"] = f"{state['model_errors']} attempts in a row failed outside the candidate; " \
                                     f"last: {row.reason}"
                 if options.reflect_every and len(done) % options.reflect_every == 0:
@@ -285,8 +299,8 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
         async with changed:
             changed.notify_all()
 
-    await asyncio.gather(*(worker() for _ in range(max(1, options.workers))))
-    return RunSummary(sorted(done), state["stop"] or f"ran {options.loop} attempts")
+    await all_or_none(worker() for _ in range(max(1, options.workers)))
+    return RunSummary(sorted(done), state["stop"] or f"ran {options.loop} attempts", state["why"])
 
 
 async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow | None:
@@ -302,13 +316,19 @@ async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow 
         s.store.discard_attempt(attempt_id)
         shutil.rmtree(runs.attempt_dir(s.experiment, attempt_id), ignore_errors=True)
         return None
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        finish(s, attempt_id, Assessment(Outcome.INTERRUPTED, "stopped by the user"))
+    except (asyncio.CancelledError, KeyboardInterrupt) as e:
+        why = e.args[0] if e.args and isinstance(e.args[0], str) else "stopped by the user"
+        with contextlib.suppress(Exception):  # a store or disk that failed: the next start records it
+            finish(s, attempt_id, Assessment(Outcome.INTERRUPTED, why))
         raise
-    except UserError as e:  # e.g. a git hook refused the winner's commit: record, then stop the run
-        finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, str(e)))
-        raise
-    except Exception as e:  # a fault of looplab or the machine, never of the candidate: record it, go on
+    except RunStopped:
+        raise  # the attempt is recorded already
+    except Exception as e:  # a fault of looplab or the machine, never of the candidate: record it
+        fatal = e if isinstance(e, UserError) else disk_fault(e, s.experiment.root)
+        if fatal is not None:  # a git hook refused the winner, a full disk, a broken store: record, stop
+            with contextlib.suppress(Exception):  # where the store still takes writes
+                finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, str(fatal)))
+            raise fatal from None
         runs.write(runs.attempt_dir(s.experiment, attempt_id), "error.txt", traceback.format_exc())
         row = finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, f"{type(e).__name__}: {e} (see runs/ error.txt)"))
     progress.finished(row)
@@ -328,16 +348,17 @@ def _budget_reserved(store: Store, options: RunOptions, in_flight: int) -> bool:
     return spent + in_flight * per_attempt >= options.budget_usd
 
 
-def _budget_stop(store: Store, options: RunOptions) -> str:
+def _budget_stop(store: Store, options: RunOptions) -> tuple[StopReason, str]:
     if options.budget_usd is None:
-        return ""
+        return StopReason.LOOP_DONE, ""
     spent = store.usage_total().cost_usd
     if spent is None:
-        return (f"--budget-usd {options.budget_usd} cannot be enforced: the model's price is unknown "
-                "(fix: give it with --price IN/OUT, USD per million tokens)")
+        return StopReason.BUDGET_UNKNOWN, (f"--budget-usd {options.budget_usd} cannot be enforced: the model's "
+                                           "price is unknown (fix: give it with --price IN/OUT, USD per million "
+                                           "tokens)")
     if spent >= options.budget_usd:
-        return f"budget reached: ${spent:.4f} of ${options.budget_usd:.2f} spent"
-    return ""
+        return StopReason.BUDGET, f"budget reached: ${spent:.4f} of ${options.budget_usd:.2f} spent"
+    return StopReason.LOOP_DONE, ""
 
 
 async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Executor,
@@ -376,10 +397,3 @@ def _earlier_same(experiment: Experiment, store: Store, source: str) -> int | No
     if found is None or found.outcome in (Outcome.INFRA_ERROR, Outcome.INTERRUPTED):
         return None  # the machinery failed, not the candidate: it deserves another try
     return found.id
-
-
-def _commit_message(experiment: Experiment, attempt_id: int, assessment: Assessment, strategy: str) -> str:
-    d = assessment.decision
-    win = f"x{d.speedup:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}]" if d and d.speedup and d.ci_low and d.ci_high else ""
-    kind = "specialist" if assessment.outcome == Outcome.SPECIALIST else "new best"
-    return f"looplab: {experiment.name} attempt {attempt_id}: {kind} {win} {strategy}".strip()

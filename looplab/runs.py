@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from looplab.experiment import Experiment
+from looplab.memory import write_atomic
 from looplab.store import AttemptRow
 
 
@@ -16,7 +17,7 @@ def attempt_dir(experiment: Experiment, attempt_id: int) -> Path:
 def write(run_dir: Path, name: str, text: str) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / name
-    path.write_text(text)
+    write_atomic(path, text)  # a kill mid-write never leaves half a result.json
     return path
 
 

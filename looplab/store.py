@@ -7,7 +7,8 @@ attempts            one row per attempt; id 0 is the baseline, 1, 2, ... continu
     id, started_at, ended_at (unix seconds), model, outcome (NULL while in flight), reason,
     source, source_hash, strategy, tags (JSON list), cases (JSON {case: CaseResult}),
     decision (JSON Decision), metric, speedup, ci_low, ci_high, commit_hash, parent_id,
-    details (JSON object), owner_host, owner_pid, owner_token (the loop running it; migration 3)
+    details (JSON object), owner_host, owner_pid, owner_token (the loop running it; migration 3),
+    accepting (while a winner is archived and committed: its acceptance key; migration 6)
 calls               one row per model call (failed calls too)
     id, attempt_id (NULL for calls outside an attempt), model, kind ('propose', 'reflect', ...),
     prompt_tokens, completion_tokens, cached_tokens, cost_usd (NULL = unknown price),
@@ -23,6 +24,7 @@ mark_interrupted() only touches the rows of loops that are certainly dead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -34,8 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looplab.records import Decision, Evaluation, Outcome, Usage
+from looplab.store_faults import AFTER_FAULT_BUSY_S, StoreError, busy_timeout_s, translated
 from looplab.store_lock import AcceptanceLock, CrossProcessLock, FileLock
-from looplab.store_owner import is_dead, this_process
+from looplab.store_loops import HEARTBEAT_S, SILENT_S, LoopRegistry
+from looplab.store_owner import this_process
 from looplab.store_schema import (
     LOG_CHARS,
     MIGRATIONS,
@@ -49,29 +53,52 @@ from looplab.store_schema import (
 if TYPE_CHECKING:
     from looplab.experiment import Experiment
 
-__all__ = ["LOG_CHARS", "MIGRATIONS", "AttemptRow", "Store", "open_store", "STORE_ENV"]
+__all__ = ["HEARTBEAT_S", "LOG_CHARS", "MIGRATIONS", "SILENT_S", "STORE_ENV", "AttemptRow", "Store", "StoreError",
+           "open_store"]
 
 STORE_ENV = "LOOPLAB_STORE"  # a store URL used when --store is not given
-HEARTBEAT_S = 30.0  # how often a running loop says it is alive
-SILENT_S = 600.0  # a loop silent this long is dead (a live one whose row was marked still records its result)
 
 
-class Store:
+class _Rows:
+    """A statement's rows, read while faults are still translated (a damaged page fails on reading)."""
+
+    def __init__(self, rows: list) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list:
+        return self._rows
+
+    def __iter__(self) -> Iterator:
+        return iter(self._rows)
+
+
+class Store(LoopRegistry):
     """One experiment's store in a SQLite file. PostgresStore keeps the same queries elsewhere."""
+
+    FAULTS_AS_USER_ERRORS = True  # a damaged, locked, read-only or full file: one line (StoreError)
 
     def __init__(self, path: Path) -> None:
         """Open (creating dirs/file) and migrate. WAL mode; every write commits immediately."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: each statement commits; multi-statement writes use BEGIN IMMEDIATE.
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        busy = busy_timeout_s()
+        with translated(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: each statement commits; multi-statement writes use BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(self.path, timeout=busy, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()  # one connection; the lock makes stray worker threads safe too
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._init_sharing(FileLock(self.path.with_name(self.path.name + ".accept.lock")))
-        self._migrate()
+        try:
+            self._execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+            self._execute("PRAGMA journal_mode = WAL")
+            self._execute("PRAGMA foreign_keys = ON")
+            self._init_sharing(FileLock(self.path.with_name(self.path.name + ".accept.lock")))
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _init_sharing(self, accept: CrossProcessLock) -> None:
         """What lets several loops share the store: who we are, and the cross-process acceptance lock."""
@@ -91,19 +118,43 @@ class Store:
 
     # --- the backend seam: PostgresStore overrides these ---
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
-        return self._db.execute(sql, params)
+        with self._faults():
+            return _Rows(self._db.execute(sql, params).fetchall())
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Faults of the file as StoreError; once it stayed locked, the last records wait only briefly."""
+        if not self.FAULTS_AS_USER_ERRORS:
+            yield
+            return
+        try:
+            with translated(self.path):
+                yield
+        except StoreError as e:
+            if e.kind == "locked":
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute(f"PRAGMA busy_timeout = {int(AFTER_FAULT_BUSY_S * 1000)}")
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction, taking the write lock up front (no deadlock-prone upgrades)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # a COMMIT that failed (disk full) leaves it open
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
 
     def _lock_ids(self) -> None:
         """Inside a transaction: hold off other writers taking an attempt id (BEGIN IMMEDIATE already does)."""
@@ -168,11 +219,13 @@ class Store:
         metric: float | None = None,
         commit: str | None = None,
         details: dict | None = None,
+        accepting: str | None = None,
     ) -> None:
         """Record the end of an attempt (one transaction). speedup/ci come from decision when given.
 
         reason defaults to the decision's, then the evaluation's; the evaluation's seed, wall
-        time and (capped) log land in details unless details already name them.
+        time and (capped) log land in details unless details already name them. accepting: the
+        key of a winner's acceptance still to archive and commit (end_acceptance clears it).
         """
         extra: dict[str, Any] = {}
         if evaluation is not None:
@@ -193,13 +246,13 @@ class Store:
             self._execute(
                 """UPDATE attempts SET ended_at = ?, outcome = ?, reason = ?, source = ?, source_hash = ?,
                    strategy = ?, tags = ?, cases = ?, decision = ?, metric = ?, speedup = ?, ci_low = ?,
-                   ci_high = ?, commit_hash = COALESCE(?, commit_hash), details = ? WHERE id = ?""",
+                   ci_high = ?, commit_hash = COALESCE(?, commit_hash), details = ?, accepting = ? WHERE id = ?""",
                 (
                     time.time(), Outcome(outcome).value, reason, source, source_hash, strategy,
                     json.dumps(tags or []), json.dumps(cases),
                     json.dumps(decision.to_dict() if decision else {}), metric,
                     decision.speedup if decision else None, decision.ci_low if decision else None,
-                    decision.ci_high if decision else None, commit, json.dumps(merged), attempt_id,
+                    decision.ci_high if decision else None, commit, json.dumps(merged), accepting, attempt_id,
                 ),
             )
 
@@ -229,59 +282,6 @@ class Store:
             )
         return 0
 
-    # The store's own clock (the database server's, for PostgreSQL): hosts' clocks may disagree.
-    NOW_SQL = "((julianday('now') - 2440587.5) * 86400.0)"
-
-    def heartbeat(self) -> None:
-        """This loop is alive: a running loop calls it every HEARTBEAT_S."""
-        with self._transaction():
-            self._execute(f"INSERT INTO loops (token, host, pid, beat_at) VALUES (?, ?, ?, {self.NOW_SQL}) "
-                          "ON CONFLICT (token) DO UPDATE SET beat_at = excluded.beat_at",
-                          (self.owner.token, self.owner.host, self.owner.pid))
-
-    def end_heartbeat(self) -> None:
-        """This loop stops cleanly: forget its beat."""
-        with self._transaction():
-            self._execute("DELETE FROM loops WHERE token = ?", (self.owner.token,))
-
-    def _loops(self) -> list[tuple[str, str, int, float]]:
-        """(token, host, pid, seconds since the last beat) of every loop that has beaten."""
-        with self._lock:
-            rows = self._execute(f"SELECT token, host, pid, {self.NOW_SQL} - beat_at FROM loops "
-                                 "ORDER BY host, pid").fetchall()
-        return [(r[0], r[1], int(r[2]), max(float(r[3]), 0.0)) for r in rows]
-
-    def live_loops(self) -> list[dict[str, Any]]:
-        """Loops that beat within SILENT_S: host, pid and seconds since their last beat."""
-        return [{"host": host, "pid": pid, "last_beat_s": round(age, 1)}
-                for _, host, pid, age in self._loops() if age < SILENT_S]
-
-    def silent_loops(self) -> set[str]:
-        """Tokens of loops whose last beat is older than SILENT_S: on another host, they are dead."""
-        return {token for token, _, _, age in self._loops() if age >= SILENT_S}
-
-    def mark_interrupted(self) -> list[int]:
-        """In-flight rows of dead loops (a crash, a kill -9) become 'interrupted'; returns their ids.
-
-        Dead means: this Store's own rows, rows of a loop on this host whose process is gone, or
-        rows of a loop anywhere that has not beaten for SILENT_S. Other rows stay in flight.
-        """
-        silent = self.silent_loops()
-        with self._transaction():
-            for r in self._execute("SELECT token, host, pid FROM loops").fetchall():
-                if r[0] != self.owner.token and (r[0] in silent or is_dead(r[1], r[2], r[0])):
-                    self._execute("DELETE FROM loops WHERE token = ?", (r[0],))  # a dead loop's last beat
-            rows = self._execute("SELECT id, owner_host, owner_pid, owner_token FROM attempts "
-                                 "WHERE outcome IS NULL ORDER BY id").fetchall()
-            ids = [r[0] for r in rows
-                   if r[3] == self.owner.token or r[3] in silent or is_dead(r[1], r[2], r[3])]
-            for attempt_id in ids:
-                self._execute(
-                    "UPDATE attempts SET outcome = ?, ended_at = ?, reason = ? WHERE id = ? AND outcome IS NULL",
-                    (Outcome.INTERRUPTED.value, time.time(), "still in flight when its run stopped", attempt_id),
-                )
-        return ids
-
     def in_flight(self) -> list[int]:
         """Ids of attempts begun and not finished."""
         with self._lock:
@@ -304,6 +304,11 @@ class Store:
     def set_commit(self, attempt_id: int, commit: str) -> None:
         with self._lock:
             self._execute("UPDATE attempts SET commit_hash = ? WHERE id = ?", (commit, attempt_id))
+
+    def end_acceptance(self, attempt_id: int, commit: str) -> None:
+        """The winner is archived and committed as `commit`: its acceptance is done."""
+        with self._transaction():
+            self._execute("UPDATE attempts SET commit_hash = ?, accepting = NULL WHERE id = ?", (commit, attempt_id))
 
     def attempt(self, attempt_id: int) -> AttemptRow | None:
         rows = self._query("WHERE a.id = ?", (attempt_id,))

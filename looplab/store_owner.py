@@ -31,7 +31,7 @@ def _stat(pid: int) -> list[str]:
     return stat[stat.rfind(")") + 2:].split()
 
 
-def _start_ticks(pid: int) -> str:
+def start_ticks(pid: int) -> str:
     """The process's start time since boot (field 22), "" when unknown."""
     fields = _stat(pid)
     return fields[19] if len(fields) > 19 else ""
@@ -39,7 +39,7 @@ def _start_ticks(pid: int) -> str:
 
 def this_process() -> Owner:
     pid = os.getpid()
-    return Owner(socket.gethostname(), pid, f"{_start_ticks(pid)}.{secrets.token_hex(6)}")
+    return Owner(socket.gethostname(), pid, f"{start_ticks(pid)}.{secrets.token_hex(6)}")
 
 
 def is_dead(host: str | None, pid: int | None, token: str | None) -> bool:

@@ -85,6 +85,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX calls_usage ON calls(attempt_id, prompt_tokens, completion_tokens, cached_tokens, cost_usd);
     """,
+    # 6: a winner's acceptance is a recorded transaction: the row is written first with this key, the
+    # archive and git commit follow, then the key is cleared; a loop that starts finishes what a dead one left
+    """
+    ALTER TABLE attempts ADD COLUMN accepting TEXT;
+    """,
 ]
 
 LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
@@ -132,6 +137,7 @@ class AttemptRow:
     usage: Usage = field(default_factory=Usage)  # sum of this attempt's model calls
     details: dict[str, Any] = field(default_factory=dict)  # anything else (seed, log excerpt, strategy kind)
     owner: str = ""  # "host:pid" of the loop that ran it ("" before migration 3)
+    accepting: str | None = None  # set while the winner is being archived and committed (migration 6)
 
 
 def split_sql(script: str) -> list[str]:
@@ -182,4 +188,5 @@ def attempt_row(r: Mapping[str, Any]) -> AttemptRow:
         usage=Usage(int(r["u_prompt"]), int(r["u_completion"]), int(r["u_cached"]), cost),
         details=json.loads(r["details"] or "{}"),
         owner=owner,
+        accepting=r["accepting"] if "accepting" in r.keys() else None,
     )
