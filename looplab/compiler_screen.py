@@ -35,10 +35,12 @@ from looplab.records import Outcome
 from looplab.screen import (
     C_ASM,
     C_FILE_PROBES,
+    DIRECTIVE,
     c_directive_problem,
     forbidden_c_identifiers,
     normalise_c,
     pragma_problem,
+    strip_c_comments,
 )
 
 CANDIDATE = "candidate.c"  # the candidate's name inside the build directory, as the compiler reports it
@@ -204,12 +206,18 @@ def _include_problem(tree: str, include_lines: list[int], source: str, policy: S
     skip = {os.path.normpath(build_dir / f) for f in forced}
     direct = [os.path.normpath(build_dir / m.group(1)) for m in re.finditer(r"^\. (\S.*)$", tree, re.M)]
     direct = [p for p in direct if p not in skip and _system_name(p, system) != "stdc-predef.h"]
-    src_lines = source.splitlines()
+    src_lines = normalise_c(source).split("\n")
+    if len(include_lines) != len(direct):  # no preprocessed output (it failed): the directives as written
+        text = strip_c_comments(normalise_c(source))
+        include_lines = [text.count("\n", 0, m.start()) + 1 for m in DIRECTIVE.finditer(text)
+                         if m.group(1) in ("include", "include_next", "import")]
     lines: list[int | None] = list(include_lines) if len(include_lines) == len(direct) else [None] * len(direct)
     for full, line in zip(direct, lines, strict=True):
         name = _system_name(full, system)
         wrote = "an #include"
         if line is not None and 0 < line <= len(src_lines):
+            while line > 1 and not src_lines[line - 1].strip():  # a spliced directive sits on its first line
+                line -= 1
             wrote = f"line {line} (`{src_lines[line - 1].strip()[:120]}`)"
         if name is None:
             allowed = "only system headers may be included"
@@ -224,7 +232,7 @@ def _include_problem(tree: str, include_lines: list[int], source: str, policy: S
 
 def _text_problem(source: str, policy: ScreenConfig) -> Finding | None:
     text = normalise_c(source)
-    verdict = c_directive_problem(text, policy, includes=False)
+    verdict = c_directive_problem(text, policy, includes=True)  # also what failed to include
     if verdict:
         return Finding(Outcome.SCREEN_REJECTED, verdict.reason)
     code = strip_c_comments_and_strings(text)
