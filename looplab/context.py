@@ -8,7 +8,8 @@ from looplab.novelty import VALID as NOVELTY_VALID
 from looplab.novelty import NoveltyIndex
 from looplab.parents import Plan, SearchView
 from looplab.prompt import Failure, Parent, PromptContext
-from looplab.records import Outcome
+from looplab.records import CaseResult, Outcome
+from looplab.stats import case_value
 from looplab.store import AttemptRow, Store
 
 FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
@@ -33,11 +34,58 @@ def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, 
         incumbent=incumbent.source or "",
         incumbent_speedup=speedup_label(store, experiment, incumbent),
         memory=memory_md,
-        failures=[Failure(r.id, r.outcome.value if r.outcome else "", experiment.hide_holdout(r.reason)[:300])
-                  for r in recent],
+        failures=[Failure(r.id, r.outcome.value if r.outcome else "", experiment.hide_holdout(r.reason)[:300],
+                          feedback(experiment, r)) for r in recent],
         parents=[Parent(p.id, p.source or "", p.strategy) for p in plan.parents],
         direction=plan.direction,
+        incumbent_metrics=measured(experiment, incumbent),
     )
+
+
+FEEDBACK_CHARS = 300
+_NOT_SHOWN = {"inputs_seed", "seed", "nonce", "failure"}  # the harness's own bookkeeping
+
+
+def _number(v: float) -> str:
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+def _case_metrics(case: CaseResult, wanted: list[str], limit: int = 4) -> list[str]:
+    names = wanted or [k for k in case.metrics if k not in _NOT_SHOWN]
+    out = []
+    for k in names:
+        v = case.metrics.get(k)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(f"{k} {_number(v)}")
+    return out[:limit]
+
+
+def measured(experiment: Experiment, row: AttemptRow) -> str:
+    """What the evaluator measured for the current best on the search cases (never the holdout ones)."""
+    obj = experiment.config.objective
+    unit = f" {obj.unit}" if obj.unit and obj.unit != "score" else ""
+    parts = []
+    for name in [c for c in experiment.search_cases if c in row.cases][:8]:
+        case = row.cases[name]
+        value = case_value(case, obj.metric)
+        head = f"{name} {_number(value)}{unit}" if value is not None else name
+        extra = [m for m in _case_metrics(case, obj.metrics) if not m.startswith(f"{obj.metric} ")]
+        parts.append(head + (f" ({', '.join(extra)})" if extra else ""))
+    return experiment.hide_holdout("; ".join(parts))[:800]
+
+
+def feedback(experiment: Experiment, row: AttemptRow) -> str:
+    """The evaluator's words on one attempt besides its verdict: text feedback and named diagnostics."""
+    said: list[str] = []
+    for case in row.cases.values():
+        for k, v in case.metrics.items():
+            if isinstance(v, str) and v.strip() and k not in _NOT_SHOWN:
+                said.append(f"{k}: {' '.join(v.split())}")
+        numbers = _case_metrics(case, experiment.config.objective.metrics, limit=3)
+        if numbers and not case.error:
+            said.append(f"{case.case}: {', '.join(numbers)}")
+    text = experiment.hide_holdout("; ".join(dict.fromkeys(said)))
+    return text if len(text) <= FEEDBACK_CHARS else text[:FEEDBACK_CHARS - 1] + "…"
 
 
 def best_case_medians(store: Store, experiment: Experiment) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -28,6 +29,7 @@ class Failure:
     id: int
     outcome: str
     reason: str
+    feedback: str = ""  # what the evaluator said besides the verdict: per-case diagnostics, text feedback
 
 
 @dataclass
@@ -38,15 +40,32 @@ class PromptContext:
     failures: list[Failure] = field(default_factory=list)
     parents: list[Parent] = field(default_factory=list)  # extra candidates shown (specialists, crossover)
     direction: str = ""  # a search-policy instruction, e.g. "try a structurally different approach"
+    incumbent_metrics: str = ""  # what the evaluator measured for the current best (search cases only)
+
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(text: str) -> jinja2.Template:
+    return _ENV.from_string(text)  # compiled once per template text, not once per attempt
 
 
 def _template(experiment: Experiment) -> jinja2.Template:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     if experiment.config.prompt.template:
         text = (experiment.root / experiment.config.prompt.template).read_text()
     else:
         text = resources.files("looplab").joinpath("templates/prompt.md.j2").read_text()
-    return env.from_string(text)
+    return _compiled(text)
+
+
+def goal_words(experiment: Experiment) -> tuple[str, str]:
+    """("faster" or "better", a note saying which way the score goes) for the experiment's objective."""
+    obj = experiment.config.objective
+    if obj.is_time:
+        return "faster", ""
+    metric = f"`{obj.metric}`" if obj.metric else "score"
+    return "better", f" (a {'higher' if obj.direction == 'maximize' else 'lower'} {metric} is better)"
 
 
 def render_prompt(experiment: Experiment, context: PromptContext) -> list[Message]:
@@ -55,8 +74,12 @@ def render_prompt(experiment: Experiment, context: PromptContext) -> list[Messag
     target = experiment.target
     target_what = "program (keep the EVOLVE-BLOCK markers)" if not target else (
         f"definition of `{target}`" if experiment.language == "c" else f"definition of `def {target}`")
+    better, goal_note = goal_words(experiment)
     user = _template(experiment).render(
-        task=experiment.task_text.strip() or f"Make `{target}` faster.",
+        task=experiment.task_text.strip() or f"Make `{target or 'the program'}` {better}.",
+        better=better,
+        goal_note=goal_note,
+        incumbent_metrics=context.incumbent_metrics,
         language=experiment.language,
         language_name=language_name,
         fence=experiment.language,
