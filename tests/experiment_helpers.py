@@ -50,12 +50,15 @@ def run_c(binary: Path, cases: list[str], seed: int = 1, max_reps: int | None = 
     return parse(proc.stdout, cases)
 
 
-def run_py(experiment: Path, candidate: Path, cases: list[str], seed: int = 1,
+def run_py(experiment: Path, candidate: Path, cases: list[str], seed: int | None = None,
            max_reps: int | None = None) -> dict[str, dict]:
+    """Run a Python harness (looplab's supervisor) as looplab would, under this interpreter ({python});
+    inputs come from OS randomness unless a seed is given to reproduce a run."""
     extra = ["--max-reps", str(max_reps)] if max_reps else []
+    extra += ["--seed", str(seed)] if seed is not None else []
     proc = subprocess.run(
         [sys.executable, "-I", str(experiment / "harness" / "bench.py"), "--candidate", str(candidate),
-         "--seed", str(seed), *extra, *cases],
+         *extra, *cases],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import sys
 
 import pytest
 from experiment_helpers import (
@@ -320,13 +319,10 @@ def test_editdistance_harness_catches_cheats(tmp_path, body, words):
 
 
 def test_editdistance_candidate_that_fails_to_import_is_a_crash(tmp_path):
-    import subprocess
-
     cand = tmp_path / "broken.py"
     cand.write_text("def levenshtein(a, b)\n    return 0\n")
-    proc = subprocess.run([sys.executable, "-I", str(EDIT / "harness" / "bench.py"), "--candidate", str(cand),
-                           "short_words"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0 and "SyntaxError" in proc.stderr and proc.stdout == ""
+    r = run_py(EDIT, cand, ["short_words"])["short_words"]
+    assert r["ok"] is False and r["failure"] == "crash" and "SyntaxError" in r["error"], r
 
 
 # ---------------------------------------------------------------- OpenEvolve-style example

@@ -1,0 +1,190 @@
+"""The supervisor's handle on one worker: start it, load the candidate, time calls, end it.
+
+The worker gets two pipes (commands in, replies out), /dev/null as stdin, stdout and stderr (it
+has no way to the run's log: nothing it sees, holdout inputs included, can reach a report or a
+prompt) and an empty environment. A call's timed window runs from just before the inputs
+are written to just after the last byte of the reply is read, so nothing the worker could do
+ahead of time or leave for later escapes it.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from looplab.harness.py import confine
+
+WORKER = Path(__file__).with_name("worker.py")
+HEADER = 4
+_RUN_MARK = "LOOPLAB_SANDBOX_RUN"  # lets the sandbox sweep the worker too; carries nothing secret
+
+
+class CaseFailed(Exception):
+    """The candidate failed this case; `failure` classes it for looplab (crash, timeout, invalid)."""
+
+    def __init__(self, error: str, failure: str = "invalid"):
+        super().__init__(error)
+        self.error, self.failure = error, failure
+
+
+@dataclass
+class Timed:
+    reply: bytes
+    wall_ns: int  # the supervisor's own clock over the whole exchange
+    cpu_ns: int  # the worker's kernel-accounted CPU time (all its threads) over the same exchange
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+class Worker:
+    """One worker process holding the candidate, for one case."""
+
+    def __init__(self, source: bytes, target: str, imports: list[str], timeout_s: float, reply_cap: int):
+        self.timeout_s, self.reply_cap = timeout_s, reply_cap
+        cmd_r, self._cmd = os.pipe()
+        self._reply, reply_w = os.pipe()
+        env = {_RUN_MARK: os.environ[_RUN_MARK]} if _RUN_MARK in os.environ else {}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(WORKER), str(cmd_r), str(reply_w)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(cmd_r, reply_w), env=env)
+        finally:
+            os.close(cmd_r)
+            os.close(reply_w)
+        os.set_blocking(self._cmd, False)
+        os.set_blocking(self._reply, False)
+        self._clock = ((~self.proc.pid) << 3) | 2  # the worker's process CPU clock (CPUCLOCK_SCHED)
+        setup = {"source": source, "target": target, "imports": imports,
+                 "path": [p for p in sys.path if p], "bpf": confine.worker_filter(cmd_r, reply_w),
+                 "seccomp": confine.seccomp_syscall()}
+        self._loaded(setup)
+
+    def _loaded(self, setup: dict) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        self._send(marshal.dumps(setup), deadline, "while loading the candidate")
+        reply = decode(self._receive(deadline, "while loading the candidate"), "loading the candidate")
+        if reply.get("loaded") is True:
+            self._check_confined()
+            return
+        if "error" in reply:
+            raise CaseFailed(str(reply["error"])[:500], "crash")
+        raise CaseFailed(f"the worker answered {repr(reply)[:60]} while loading the candidate")
+
+    def _check_confined(self) -> None:
+        """Trust, but verify from outside: the filter is in force and nothing runs beside it."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return  # no /proc: the worker's own report stands
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Seccomp", "2").strip() != "2":
+            raise CaseFailed("the worker is not confined (seccomp filter missing)", "crash")
+        if int(fields.get("Threads", "1")) != 1:
+            raise CaseFailed(f"the worker runs {fields['Threads'].strip()} threads (single thread only)")
+
+    def call(self, batch: bytes, call: int) -> Timed:
+        """Send one batch and wait for its reply, timed; CaseFailed when the worker misbehaves."""
+        when = f"during call {call}"
+        if select.select([self._reply], [], [], 0)[0]:
+            raise CaseFailed(f"the worker wrote a reply before call {call} was sent")
+        deadline = time.monotonic() + self.timeout_s
+        cpu0 = self._cpu(when)
+        t0 = time.perf_counter_ns()
+        self._send(batch, deadline, when)
+        reply = self._receive(deadline, when)
+        t1 = time.perf_counter_ns()
+        return Timed(reply, t1 - t0, self._cpu(when) - cpu0)
+
+    def _cpu(self, when: str) -> int:
+        try:
+            return time.clock_gettime_ns(self._clock)
+        except OSError:
+            raise self._died(when) from None
+
+    def _send(self, payload: bytes, deadline: float, when: str) -> None:
+        view = memoryview(len(payload).to_bytes(HEADER, "little") + payload)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._timeout(when)
+            if not select.select([], [self._cmd], [], left)[1]:
+                continue
+            try:
+                view = view[os.write(self._cmd, view):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                raise self._died(when) from None
+
+    def _receive(self, deadline: float, when: str) -> bytes:
+        size = int.from_bytes(self._read(HEADER, deadline, when), "little")
+        if size > self.reply_cap:
+            raise CaseFailed(f"the worker's reply {when} is {size} bytes, over the {self.reply_cap}-byte cap")
+        return self._read(size, deadline, when)
+
+    def _read(self, n: int, deadline: float, when: str) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._timeout(when)
+            if not select.select([self._reply], [], [], left)[0]:
+                continue
+            try:
+                chunk = os.read(self._reply, n - len(buf))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise self._died(when)
+            buf += chunk
+        return bytes(buf)
+
+    def _timeout(self, when: str) -> CaseFailed:
+        self.close()
+        return CaseFailed(f"no answer within {self.timeout_s:g} s {when}", "timeout")
+
+    def _died(self, when: str) -> CaseFailed:
+        try:
+            rc = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.close()
+            return CaseFailed(f"the worker closed its reply pipe {when}", "crash")
+        if rc < 0:
+            hint = " (a forbidden system call)" if -rc == signal.SIGSYS else ""
+            return CaseFailed(f"worker killed by {_signal_name(-rc)}{hint} {when}", "crash")
+        return CaseFailed(f"worker exited with code {rc} {when} (exit inside the target?)", "crash")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for fd in (self._cmd, self._reply):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._cmd = self._reply = -1
+
+
+def decode(payload: bytes, what: str) -> dict:
+    """A worker's reply: a JSON object, read defensively (its content is untrusted)."""
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CaseFailed(f"the worker's reply {what} is not valid JSON: {payload[:60]!r}") from None
+    if not isinstance(obj, dict):
+        raise CaseFailed(f"the worker's reply {what} is not a JSON object: {payload[:60]!r}")
+    return obj
