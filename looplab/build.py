@@ -63,6 +63,7 @@ def experiment_fingerprint(exp: Experiment) -> str:
     the harness library."""
     h = hashlib.sha256(harness.fingerprint().encode())
     h.update(Path(compiler_screen.__file__).read_bytes())  # a build passed the screen of its day
+    h.update(b"policy" if compiler_screen.ENFORCE_POLICY else b"no policy")
     cfg = exp.config
     h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
     for dirpath, dirnames, filenames in os.walk(exp.root):

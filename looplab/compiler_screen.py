@@ -43,6 +43,10 @@ from looplab.screen import (
     strip_c_comments,
 )
 
+# The policy part (includes, text, tokens, imports). Defence-in-depth tests (tests/test_hostile.py)
+# switch it off to see the sandbox and the harness stop on their own what the screen would refuse;
+# exports, load-time code and executable data stay checked either way.
+ENFORCE_POLICY = True
 CANDIDATE = "candidate.c"  # the candidate's name inside the build directory, as the compiler reports it
 FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj")
 DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
@@ -153,13 +157,14 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str]) ->
     policy = exp.config.screen
     own, include_lines = own_lines(read["screen.i"])
     log = diagnostics(read["screen.cc"], build_dir, system)
-    finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
-               or _text_problem(source, policy) or _token_problem(own, policy))
-    if finding:
-        return finding, log
+    if ENFORCE_POLICY:
+        finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
+                   or _text_problem(source, policy) or _token_problem(own, policy))
+        if finding:
+            return finding, log
     if read["screen.rc"].strip() != "0" or not read["screen.obj"]:
         return Finding(Outcome.COMPILE_ERROR, first_errors(log)), log
-    return _object_problem(read["screen.obj"], exp.target, policy), log
+    return _object_problem(read["screen.obj"], exp.target, policy, imports=ENFORCE_POLICY), log
 
 
 def _read(path: Path) -> str:
@@ -260,7 +265,7 @@ def _token_problem(own: list[tuple[int, str]], policy: ScreenConfig) -> Finding 
     return None
 
 
-def _object_problem(listing: str, target: str, policy: ScreenConfig) -> Finding | None:
+def _object_problem(listing: str, target: str, policy: ScreenConfig, *, imports: bool) -> Finding | None:
     undefined, _, rest = listing.partition("@@defined")
     defined, _, rest = rest.partition("@@sections")
     sections_text, _, symbols_text = rest.partition("@@symbols")
@@ -287,7 +292,7 @@ def _object_problem(listing: str, target: str, policy: ScreenConfig) -> Finding 
         parts = line.split()
         if len(parts) >= 2 and parts[0] != target:
             return _rejected(f"defines exported symbol {parts[0]}; only {target} may be exported (make helpers static)")
-    for line in undefined.splitlines():
+    for line in undefined.splitlines() if imports else []:
         parts = line.split()
         if len(parts) >= 2 and not symbol_allowed(parts[0], policy):
             extra = ", ".join(policy.allowed_symbols)

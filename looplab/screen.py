@@ -151,7 +151,7 @@ def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> S
     return None
 
 
-_DENIED_PRAGMAS = re.compile(r"^(omp|weak|redefine_extname|GCC\s+(system_header|dependency))\b")
+_DENIED_PRAGMAS = re.compile(r"^(omp|weak|redefine_extname|GCC\s+(system_header|dependency|pch_preprocess))\b")
 
 
 def pragma_problem(pragma: str) -> str | None:

@@ -170,6 +170,10 @@ TRICKS = [
      + KERNEL.replace("{ for", "{ my_open(\"x\", 0); for"), ["redefine_extname"]),
     ("stringified _Pragma redefine_extname", "#define P(x) _Pragma(#x)\nP(redefine_extname my_open open)\n"
      "int my_open(const char*, int);\n" + KERNEL.replace("{ for", "{ my_open(\"x\", 0); for"), ["redefine_extname"]),
+    ("pasted _Pragma", "#define CAT(a, b) a##b\nCAT(_Pra, gma)(\"weak open\")\nint open(const char*, int);\n"
+     + KERNEL.replace("{ for", "{ open(\"x\", 0); for"), ["#pragma weak"]),
+    ("symbol version", "__attribute__((symver(\"clock_gettime@GLIBC_2.17\"), used)) int my_clock(int c, void* t)"
+     " { return 0; }\n" + KERNEL, ["clock_gettime@GLIBC_2.17"]),
     ("_Pragma GCC dependency", '_Pragma("GCC dependency \\"/etc/passwd\\"")\n' + KERNEL, ["GCC dependency"]),
     ("__builtin_printf", KERNEL.replace("{ for", "{ __builtin_printf(\"hi\"); for"), ["calls `printf`"]),
     ("__builtin_malloc", KERNEL.replace("{ for", "{ float* p = __builtin_malloc(4); out[0] = *p; for"),
@@ -297,3 +301,19 @@ def test_diagnostics_keep_the_candidate_and_drop_other_files() -> None:
 ])
 def test_default_symbol_allowlist(name: str, ok: bool) -> None:
     assert compiler_screen.symbol_allowed(name, ScreenConfig()) is ok
+
+
+def test_the_screen_leaves_no_files_and_no_include_tree_in_the_log(exp: Experiment) -> None:
+    b = build(exp, HONEST)
+    assert b.ok and not list(b.dir.glob("screen.*"))
+    assert "immintrin.h" not in b.log and "search starts here" not in b.log
+
+
+def test_with_the_policy_off_exports_load_time_code_and_ifuncs_are_still_refused(
+        exp: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What tests/test_hostile.py relies on: only the policy part (includes, tokens, imports) switches off."""
+    monkeypatch.setattr(compiler_screen, "ENFORCE_POLICY", False)
+    assert build(exp, "long syscall(long, ...);\n" + KERNEL.replace("{ for", "{ syscall(39); for")).ok
+    for name in ("constructor", "ifunc resolver", "exported alias", "code bytes in .text"):
+        source, words = next((t[1], t[2]) for t in TRICKS if t[0] == name)
+        assert_rejected(build(exp, source), *words)
