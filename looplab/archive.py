@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from looplab import filesets
 from looplab.experiment import Experiment, UserError
 from looplab.git_lock import clear_stale_lock, run_git
 from looplab.memory import write_atomic
@@ -119,29 +120,34 @@ def archive_winner(experiment: Experiment, *, source: str, attempt_id: int, mess
     key = key or secrets.token_hex(8)
     live = incumbent_path(experiment)
     if write_incumbent:
-        write_atomic(live, source)
+        filesets.save(live, source, as_files=experiment.is_files)
     experiment.winners_dir.mkdir(parents=True, exist_ok=True)
     names = [live.name, *OWN_FILES] if write_incumbent else list(OWN_FILES)
     paths = _committable(root, names) if in_git_work_tree(root) else []
     if not paths:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-        write_atomic(experiment.winners_dir / f"{digest}.{experiment.ext}", source)
+        filesets.save(experiment.winners_dir / f"{digest}.{experiment.ext}", source, as_files=experiment.is_files)
         return digest
     if resume:
         recover_index_lock(root)
     commit = (find_commit(root, key) if resume else None) or _commit(root, paths, f"{message}\n\n{TRAILER}: {key}")
     winner = experiment.winners_dir / f"{commit}.{experiment.ext}"
-    write_atomic(winner, source)
+    filesets.save(winner, source, as_files=experiment.is_files)
     rel = str(winner.relative_to(root))
     if _committable(root, [rel]) and _git(root, "status", "--porcelain", "--", rel).stdout.strip():
         _commit(root, [rel], f"looplab: archive winner {commit} (attempt {attempt_id})")
     return commit
 
 
+def read_winner(experiment: Experiment, path: Path) -> str:
+    """A winners/ entry's source: one file, or a files target's folder packed."""
+    return filesets.load(path, as_files=experiment.is_files)
+
+
 def winners(experiment: Experiment) -> list[Path]:
     """Archived winners, oldest first."""
     d = experiment.winners_dir
-    files = [p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")] if d.is_dir() else []
+    files = [p for p in d.iterdir() if (p.is_file() or p.is_dir()) and not p.name.startswith(".")] if d.is_dir() else []
     return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
@@ -182,7 +188,10 @@ def reset_live_state(experiment: Experiment) -> list[Path]:
         shutil.rmtree(experiment.runs_dir)
         done.append(experiment.runs_dir)
     live = incumbent_path(experiment)
-    if live.is_file() and live.resolve() != experiment.baseline_path.resolve():
+    if experiment.is_files and live.is_dir():
+        filesets.save(live, experiment.baseline_source, as_files=True)
+        done.append(live)
+    elif live.is_file() and live.resolve() != experiment.baseline_path.resolve():
         write_atomic(live, experiment.baseline_source)
         done.append(live)
     return done

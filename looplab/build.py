@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from looplab import compiler_screen, harness
+from looplab import compiler_screen, filesets, harness
 from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
@@ -140,6 +140,20 @@ def _failed(result: Build, res: SandboxResult, errors: str, timeout: float, logs
     return result
 
 
+def write_candidate(exp: Experiment, dest: Path, source: str) -> None:
+    """The candidate as the build sees it: a file, or (a files target) a workspace — a copy of the
+    experiment's own files with the candidate's files written over them — at {candidate}."""
+    if not exp.is_files:
+        dest.write_text(source)
+        return
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in _GENERATED or n.startswith("incumbent.") or n.endswith((".pyc", ".tmp"))}
+
+    shutil.copytree(exp.root, dest, ignore=skipped, symlinks=True)
+    filesets.write_tree(dest, source)
+
+
 def _save(build: Build) -> None:
     data = {"ok": build.ok, "failure": build.failure.value if build.failure else None,
             "reason": build.reason, "log": build.log}
@@ -162,7 +176,7 @@ async def build_candidate(exp: Experiment, source: str, key: str) -> Build:
     tmp = root / f"{key}.tmp-{secrets.token_hex(4)}"
     tmp.mkdir(parents=True)
     candidate = tmp / f"candidate.{exp.ext}"
-    candidate.write_text(source)
+    write_candidate(exp, candidate, source)
     built = await _compile(exp, tmp, candidate, tmp / "binary")
     if built.failure in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):  # may be the machine's fault: not cached
         shutil.rmtree(tmp, ignore_errors=True)

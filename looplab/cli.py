@@ -192,7 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
-    from looplab.archive import find_winner, reset_live_state
+    from looplab.archive import find_winner, read_winner, reset_live_state
     from looplab.evaluate import Evaluator
     from looplab.experiment import load_experiment
     from looplab.loop import ensure_baseline
@@ -200,7 +200,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
     from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
-    source = find_winner(experiment, args.from_winner).read_text() if args.from_winner else None
+    source = read_winner(experiment, find_winner(experiment, args.from_winner)) if args.from_winner else None
     reset_live_state(experiment)
     store = open_store(experiment, args.store)
     try:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from looplab import filesets
 from looplab.executors.resources import ResourcesConfig
 from looplab.reference import Reference, read_reference
 
@@ -31,7 +32,9 @@ class TargetConfig(_Section):
     # verilog, go, text...) is a region (EVOLVE-BLOCK markers in comments) or whole files.
     language: str = Field(default="c", pattern=r"^[a-z][a-z0-9_+#-]{0,31}$")
     function: str = ""  # the one function the model may change; empty: the EVOLVE-BLOCK region of the baseline
-    baseline: str = Field(min_length=1)  # seed implementation file, relative to the experiment
+    # Whole files the model may rewrite (paths in the experiment); their current content is the baseline.
+    files: list[str] = Field(default_factory=list)
+    baseline: str = ""  # seed implementation file, relative to the experiment (not for a files target)
     task: str = "EXPERIMENT.md"  # what the model reads
 
 
@@ -184,8 +187,15 @@ class Experiment:
         return self.config.target.language
 
     @property
+    def is_files(self) -> bool:
+        """A files target: the candidate is a set of whole files (see looplab/filesets.py)."""
+        return bool(self.config.target.files)
+
+    @property
     def ext(self) -> str:
-        """The candidate file's extension: c, py, or the baseline's own (rs, v, ...)."""
+        """The candidate's extension on disk: c, py, the baseline's own (rs, v, ...), or "files" (a folder)."""
+        if self.is_files:
+            return "files"
         return EXTENSIONS.get(self.language) or self.baseline_path.suffix.lstrip(".") or "txt"
 
     @property
@@ -198,6 +208,8 @@ class Experiment:
 
     @property
     def baseline_source(self) -> str:
+        if self.is_files:
+            return filesets.read_tree(self.root, self.config.target.files)
         return self.baseline_path.read_text()
 
     @property
@@ -286,9 +298,29 @@ def load_experiment(path: str | Path) -> Experiment:
     return exp
 
 
+def _check_target_files(exp: Experiment, toml_path: Path) -> None:
+    target = exp.config.target
+    if target.function or target.baseline:
+        raise UserError(f"{toml_path}: field 'target.files': a files target has no function or baseline "
+                        "(fix: remove target.function and target.baseline; the files are the baseline)")
+    for name in target.files:
+        try:
+            safe = filesets.safe_path(name)
+        except filesets.FilesError as e:
+            raise UserError(f"{toml_path}: field 'target.files': {e} (fix: give paths inside the experiment)") from None
+        if not (exp.root / safe).is_file():
+            raise UserError(f"{toml_path}: field 'target.files': {name} not found in {exp.root} "
+                            "(fix: create it or correct the path)")
+
+
 def _check_files(exp: Experiment, toml_path: Path) -> None:
     cfg = exp.config
-    if not exp.baseline_path.is_file():
+    if exp.is_files:
+        _check_target_files(exp, toml_path)
+    elif not cfg.target.baseline:
+        raise UserError(f"{toml_path}: field 'target.baseline': missing (fix: name the seed implementation "
+                        "file, or list whole files the model may rewrite in target.files)")
+    elif not exp.baseline_path.is_file():
         raise UserError(
             f"{toml_path}: field 'target.baseline': file {cfg.target.baseline} not found in {exp.root} "
             "(fix: point it at the seed implementation)"
@@ -313,7 +345,7 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
             f"(fix: set the language, or mark the region of {cfg.target.baseline} the model may change with "
             "EVOLVE-BLOCK-START/END comments and remove target.function)"
         )
-    if not cfg.target.function and "EVOLVE-BLOCK-START" not in exp.baseline_source:
+    if not exp.is_files and not cfg.target.function and "EVOLVE-BLOCK-START" not in exp.baseline_source:
         raise UserError(
             f"{toml_path}: field 'target.function': missing (fix: name the function to change, "
             "or mark a region of the baseline with EVOLVE-BLOCK-START/EVOLVE-BLOCK-END)"

@@ -29,11 +29,17 @@ class ExtractError(Exception):
 
 
 def extract_candidate(reply: str, *, language: str, target: str, incumbent: str,
-                      allow_helpers: bool = True) -> Candidate:
-    """Find the one candidate in a model reply. Raises ExtractError with a reason the model can act on."""
+                      allow_helpers: bool = True, files: list[str] | None = None) -> Candidate:
+    """Find the one candidate in a model reply. Raises ExtractError with a reason the model can act on.
+
+    files: a files target's paths (the candidate is then a packed set of files)."""
     strategy_match = STRATEGY.search(reply)
     strategy = strategy_match.group(1).strip()[:200] if strategy_match else ""
     tags = _split_list(TAGS.search(reply))
+    if files:
+        from looplab.extract_files import extract_files  # it builds on this module
+
+        return Candidate(source=extract_files(reply, allowed=files, incumbent=incumbent), strategy=strategy, tags=tags)
     if EDIT.search(reply):
         source = apply_edits(incumbent, reply)
     elif BLOCK_START in incumbent:

@@ -17,9 +17,8 @@ import secrets
 import socket
 from collections.abc import Callable
 
-from looplab import archive, report, runs
+from looplab import archive, filesets, report, runs
 from looplab.experiment import Experiment
-from looplab.memory import write_atomic
 from looplab.records import Outcome
 from looplab.store import AttemptRow, Store
 
@@ -89,11 +88,11 @@ def _repair_incumbent(store: Store, experiment: Experiment, note: Callable[[str]
     if inc is None or inc.source is None or (inc.outcome is Outcome.BASELINE and not live.exists()):
         return
     try:
-        if live.read_text() == inc.source:
+        if filesets.load(live, as_files=experiment.is_files) == inc.source:
             return
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, filesets.FilesError):
         pass
-    write_atomic(live, inc.source)
+    filesets.save(live, inc.source, as_files=experiment.is_files)
     note(f"{live.name} did not hold the store's incumbent (attempt {inc.id}); rewritten from the store")
 
 
@@ -109,7 +108,7 @@ def _repair_winners(store: Store, experiment: Experiment, note: Callable[[str], 
             r.commit == hashlib.sha256(r.source.encode()).hexdigest()[:12]
         if ours:
             experiment.winners_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(experiment.winners_dir / f"{r.commit}.{experiment.ext}", r.source)
+            filesets.save(experiment.winners_dir / f"{r.commit}.{experiment.ext}", r.source, as_files=experiment.is_files)
             note(f"winners/{r.commit}.{experiment.ext} was missing; rewritten from the store (attempt {r.id})")
 
 

@@ -127,7 +127,8 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> Atte
     try:
         candidate = extract_candidate(reply.text, language=experiment.language, target=experiment.target,
                                       incumbent=incumbent.source,
-                                      allow_helpers=experiment.config.screen.allow_helpers)
+                                      allow_helpers=experiment.config.screen.allow_helpers,
+                                      files=experiment.config.target.files)
     except ExtractError as e:
         return finish(s, attempt_id, Assessment(Outcome.EXTRACT_ERROR, str(e)))
     runs.write(run_dir, f"candidate.{experiment.ext}", candidate.source)

@@ -8,6 +8,7 @@ from importlib import resources
 
 import jinja2
 
+from looplab import filesets
 from looplab.experiment import Experiment
 from looplab.records import Message
 
@@ -85,14 +86,26 @@ def render_prompt(experiment: Experiment, context: PromptContext) -> list[Messag
         fence=experiment.language,
         target=target,
         target_what=target_what,
-        incumbent=context.incumbent.rstrip(),
+        incumbent=_shown(experiment, context.incumbent).rstrip(),
+        files=experiment.config.target.files,
         incumbent_speedup=context.incumbent_speedup,
         memory=context.memory.strip(),
         failures=context.failures,
-        parents=context.parents,
+        parents=[Parent(p.id, _shown(experiment, p.source), p.note) for p in context.parents],
         direction=context.direction,
     )
     return [Message("system", SYSTEM), Message("user", user)]
+
+
+def _shown(experiment: Experiment, source: str) -> str:
+    """A files target's candidate as the model reads it: each file's path, then the file in a fence."""
+    if not experiment.is_files:
+        return source
+    try:
+        files = filesets.unpack(source)
+    except filesets.FilesError:
+        return source
+    return "\n".join(f"{path}\n```{experiment.language}\n{content}```\n" for path, content in files.items())
 
 
 def render_markdown(messages: list[Message]) -> str:

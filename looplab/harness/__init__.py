@@ -1,7 +1,7 @@
 """The harness library experiments build on: a trusted supervisor and a confined worker.
 
 C harnesses include `looplab.h` from `{looplab_include}` and link the library's supervisor or
-worker source; Python harnesses run under `{python}` and import `looplab.harness.python`.
+worker source; Python harnesses run under `{python}` and import `looplab.harness.py`.
 Both placeholders are filled by looplab in build and evaluate commands (see placeholders()).
 """
 
