@@ -77,10 +77,12 @@ def experiment_fingerprint(exp: Experiment) -> str:
     return h.hexdigest()
 
 
-def _first_errors(output: str, build_dir: Path, language: str) -> str:
-    """The first errors; for C only those about the candidate: no other file's text reaches the model."""
-    if language == "c":
-        return scrub_secrets(compiler_screen.first_errors(compiler_screen.diagnostics(output, build_dir)))[:_REASON_CHARS]
+def _first_errors(output: str, build_dir: Path, screened: str) -> str:
+    """The first errors; for a screened C file (its name) only those about it: no other file's text
+    reaches the model."""
+    if screened:
+        kept = compiler_screen.diagnostics(output, build_dir, name=screened)
+        return scrub_secrets(compiler_screen.first_errors(kept))[:_REASON_CHARS]
     text = output.replace(str(build_dir) + "/", "")
     lines = [ln for ln in text.splitlines() if re.search(r"error|undefined reference|multiple definition", ln)]
     picked = "\n".join((lines or text.strip().splitlines()[-6:])[:6])
@@ -100,12 +102,13 @@ async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Pa
     logs: list[str] = []
     values = {"candidate": str(candidate), "workdir": str(build_dir), "experiment": str(exp.root),
               "binary": str(binary), **harness.placeholders()}
-    if exp.language == "c":
+    screened = exp.language == "c" and candidate.is_file()  # one C file (not a workspace of files)
+    if screened:
         cc, flags, forced = compiler_screen.compile_flags(exp.config.build.command, values)
-        res = await _sandboxed(exp, compiler_screen.script(cc, flags), build_dir, timeout)
+        res = await _sandboxed(exp, compiler_screen.script(cc, flags, candidate.name), build_dir, timeout)
         if res.infra_error or res.timed_out:
             return _failed(result, res, "", timeout, logs)
-        finding, log = compiler_screen.problem(exp, build_dir, candidate.read_text(), forced)
+        finding, log = compiler_screen.problem(exp, build_dir, candidate.read_text(), forced, candidate.name)
         logs.append(log)
         if finding:
             result.ok, result.failure = False, finding.outcome
@@ -116,9 +119,10 @@ async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Pa
         command = substitute(exp.config.build.command, values)
         res = await _sandboxed(exp, command, build_dir, timeout)
         output = res.stdout + res.stderr
-        logs.append(compiler_screen.diagnostics(output, build_dir) if exp.language == "c" else output)
+        logs.append(compiler_screen.diagnostics(output, build_dir, name=candidate.name) if screened else output)
         if res.returncode != 0 or res.timed_out or res.infra_error:
-            return _failed(result, res, _first_errors(res.stderr + res.stdout, build_dir, exp.language), timeout, logs)
+            errors = _first_errors(res.stderr + res.stdout, build_dir, candidate.name if screened else "")
+            return _failed(result, res, errors, timeout, logs)
     result.log = _log(logs, build_dir)
     return result
 

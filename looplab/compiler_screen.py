@@ -47,7 +47,7 @@ from looplab.screen import (
 # switch it off to see the sandbox and the harness stop on their own what the screen would refuse;
 # exports, load-time code and executable data stay checked either way.
 ENFORCE_POLICY = True
-CANDIDATE = "candidate.c"  # the candidate's name inside the build directory, as the compiler reports it
+CANDIDATE = "candidate.c"  # the candidate's usual name in the build directory, as the compiler reports it
 FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj")
 DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
 _COMPILER = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
@@ -136,18 +136,20 @@ def _fill(token: str, values: dict[str, str]) -> str:
     return token
 
 
-def script(cc: str, flags: list[str]) -> str:
-    """The sandboxed shell script, run in the build directory beside candidate.c; always exits 0."""
+def script(cc: str, flags: list[str], name: str = CANDIDATE) -> str:
+    """The sandboxed shell script, run in the build directory beside the candidate; always exits 0."""
     q = shlex.quote
     cmd = " ".join(map(q, [cc, *flags, "-w"]))
+    source = "-x c " + q(name)
     return (f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
-            f"{cmd} -E -H {CANDIDATE} -o screen.i 2> screen.H; "
-            f"{cmd} -c {CANDIDATE} -o screen.o 2> screen.cc; echo $? > screen.rc; "
+            f"{cmd} -E -H {source} -o screen.i 2> screen.H; "
+            f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
             "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
             "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; } > screen.obj; exit 0")
 
 
-def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str]) -> tuple[Finding | None, str]:
+def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
+            name: str = CANDIDATE) -> tuple[Finding | None, str]:
     """(the first rule the candidate breaks or its compile error, or None; the compile log to keep).
     Removes the screen's files from the build directory."""
     read = {name: _read(build_dir / name) for name in FILES if name not in ("screen.o",)}
@@ -155,8 +157,8 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str]) ->
         (build_dir / name).unlink(missing_ok=True)
     system = system_dirs(read["screen.sys"])
     policy = exp.config.screen
-    own, include_lines = own_lines(read["screen.i"])
-    log = diagnostics(read["screen.cc"], build_dir, system)
+    own, include_lines = own_lines(read["screen.i"], name)
+    log = diagnostics(read["screen.cc"], build_dir, system, name)
     if ENFORCE_POLICY:
         finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
                    or _text_problem(source, policy) or _token_problem(own, policy))
@@ -187,7 +189,7 @@ def _system_name(path: str, system: list[str]) -> str | None:
     return path[len(best.rstrip("/")) + 1:] if best else None
 
 
-def own_lines(preprocessed: str) -> tuple[list[tuple[int, str]], list[int]]:
+def own_lines(preprocessed: str, name: str = CANDIDATE) -> tuple[list[tuple[int, str]], list[int]]:
     """(the candidate's own lines with their line numbers, the candidate lines that entered an include)."""
     own: list[tuple[int, str]] = []
     includes: list[int] = []
@@ -196,11 +198,11 @@ def own_lines(preprocessed: str) -> tuple[list[tuple[int, str]], list[int]]:
         m = _MARKER.match(text)
         if m:
             flags = m.group(3).split()
-            if "1" in flags and file == CANDIDATE:
+            if "1" in flags and file == name:
                 includes.append(line)
             file, line = m.group(2), int(m.group(1))
             continue
-        if file == CANDIDATE:
+        if file == name:
             own.append((line, text))
         line += 1
     return own, includes
@@ -334,7 +336,7 @@ _LINKER = re.compile(r"(undefined reference to .*|multiple definition of [^;]*|c
 _TOOL = re.compile(r"^(collect2|cc1|cc|gcc|clang|g\+\+|c\+\+)(-[\d.]+)?: ")
 
 
-def diagnostics(text: str, build_dir: Path, system: list[str] | None = None) -> str:
+def diagnostics(text: str, build_dir: Path, system: list[str] | None = None, name: str = CANDIDATE) -> str:
     """Compiler and linker output reduced to what concerns the candidate: its own diagnostics with
     their source lines, messages located in system headers without their source lines, linker
     messages without locations; nothing about, or quoted from, any other file."""
@@ -354,7 +356,7 @@ def diagnostics(text: str, build_dir: Path, system: list[str] | None = None) -> 
             state = "drop"
         elif _LOCATED.match(line):
             file = _LOCATED.match(line).group("file")
-            if file == CANDIDATE:
+            if file == name:
                 out.append(line)
                 state = "keep"
             elif file.startswith("/") and _system_name(os.path.normpath(file), system) is not None:
@@ -362,7 +364,7 @@ def diagnostics(text: str, build_dir: Path, system: list[str] | None = None) -> 
                 state = "drop"  # the header's own text is not shown
             else:
                 state = "drop"
-        elif state == "keep" or (not _QUOTED.match(line) and line.startswith("compilation terminated")):
+        elif state == "keep":
             out.append(line)
     return "\n".join(out)
 
