@@ -152,9 +152,9 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
             name: str = CANDIDATE) -> tuple[Finding | None, str]:
     """(the first rule the candidate breaks or its compile error, or None; the compile log to keep).
     Removes the screen's files from the build directory."""
-    read = {name: _read(build_dir / name) for name in FILES if name not in ("screen.o",)}
-    for name in FILES:
-        (build_dir / name).unlink(missing_ok=True)
+    read = {f: _read(build_dir / f) for f in FILES if f != "screen.o"}
+    for f in FILES:
+        (build_dir / f).unlink(missing_ok=True)
     system = system_dirs(read["screen.sys"])
     policy = exp.config.screen
     own, include_lines = own_lines(read["screen.i"], name)
