@@ -11,11 +11,11 @@ valid are compared against: a near copy of a failed attempt may be the repair of
 
 from __future__ import annotations
 
-import ast
 import builtins
 import keyword
 import math
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -33,16 +33,24 @@ LITERAL_WORDS = {"True", "False", "None", "true", "false", "NULL", "nullptr"}  #
 NOT_A_TYPE = {"return", "goto", "case", "sizeof", "else", "do", "if", "while", "for", "switch", "break",
               "continue", "default", "throw", "yield", "await", "in", "new", "delete"}
 DECLARED_BEFORE = set("=;,)[(:{")
-KEEP = re.compile(r"^(_mm|__m|__builtin)")  # intrinsics and vector types say what the code does
+SPACE = set(" \t\n\r\f\v\\")
+QUOTES = set("'\"")
+LIT_START = QUOTES | set("0123456789")
+IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import[ \t]+(\([^)]*\)|[^\n#;]*)", re.M)
 _NUMBER = r"(?:0[xXbBoO][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)[A-Za-z]*"
 _QUOTED = r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\''
 _TRIPLE = r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|'
-_LEX = r"(?P<skip>\\\n|\s+|{comment})|(?P<lit>{prefix}(?:{quoted})|{number})|(?P<name>[A-Za-z_]\w*)|(?P<op>.)"
-LEXERS = {
-    "python": re.compile(_LEX.format(comment=r"#[^\n]*", prefix=r"[rRbBuUfF]{0,2}", quoted=_TRIPLE + _QUOTED,
-                                     number=_NUMBER), re.S),
-    "c": re.compile(_LEX.format(comment=r"//[^\n]*|/\*[\s\S]*?\*/", prefix=r"(?:u8|[uUL])?",
-                                quoted=_QUOTED, number=_NUMBER), re.S),
+_LEX = r"[ \t\r\f\v]*(\\\n|\n\s*|{comment}|{prefix}(?:{quoted})|{number}|[A-Za-z_]\w*|.)"  # blanks in the match
+HASH_COMMENTS = {"sh", "bash", "zsh", "r", "ruby", "perl", "julia", "nim", "yaml", "toml", "make", "cmake", "tcl"}
+DASH_COMMENTS = {"sql", "lua", "haskell", "vhdl", "ada"}
+LEXERS = {  # family -> (pattern, how its comments start)
+    "python": (re.compile(_LEX.format(comment=r"#[^\n]*", prefix=r"[rRbBuUfF]{0,2}", quoted=_TRIPLE + _QUOTED,
+                                      number=_NUMBER), re.S), ("#",)),
+    "c": (re.compile(_LEX.format(comment=r"//[^\n]*|/\*[\s\S]*?\*/", prefix=r"(?:u8|[uUL])?", quoted=_QUOTED,
+                                 number=_NUMBER), re.S), ("//", "/*")),
+    "#": (re.compile(_LEX.format(comment=r"#[^\n]*", prefix="", quoted=_QUOTED, number=_NUMBER), re.S), ("#",)),
+    "--": (re.compile(_LEX.format(comment=r"--[^\n]*|/\*[\s\S]*?\*/", prefix="", quoted=_QUOTED,
+                                  number=_NUMBER), re.S), ("--", "/*")),
 }
 
 
@@ -71,88 +79,91 @@ def compared_part(source: str) -> str:
 def lex(text: str, language: str) -> list[tuple[str, str]]:
     """(kind, text) tokens, kind in lit/name/op; comments dropped, and Python docstrings (a string
     alone on its logical line) too: neither changes what the program does."""
-    lexer = LEXERS["python" if language == "python" else "c"]
+    family = language if language == "python" else "#" if language in HASH_COMMENTS else \
+        "--" if language in DASH_COMMENTS else "c"
+    pattern, comment = LEXERS[family]
+    python = language == "python"
     out: list[tuple[str, str]] = []
     depth, line_start, pending = 0, True, -1  # pending: index of a string that may be a docstring
-    for m in lexer.finditer(text):
-        kind, tok = m.lastgroup or "op", m.group()
-        if kind == "skip":
-            if "\n" in tok and not tok.startswith("\\"):
+    for tok in pattern.findall(text):
+        c = tok[0]
+        if c in SPACE or tok.startswith(comment):
+            if c != "\\" and "\n" in tok:
                 if pending >= 0:
                     del out[pending]
                 pending, line_start = -1, depth == 0
             continue
-        pending = len(out) if language == "python" and kind == "lit" and line_start and tok[-1] in "'\"" else -1
+        if c in LIT_START or (c == "." and len(tok) > 1) or (tok[-1] in QUOTES and len(tok) > 1):
+            pending = len(out) if python and line_start and tok[-1] in QUOTES else -1
+            out.append(("lit", tok))
+        else:
+            pending = -1
+            if c.isalpha() or c == "_":
+                out.append(("name", tok))
+            else:
+                depth += (c in "([{") - (c in ")]}")
+                out.append(("op", tok))
         line_start = False
-        if kind == "op":
-            depth += (tok in "([{") - (tok in ")]}")
-        out.append((kind, tok))
     if pending >= 0:
         del out[pending]
     return out
 
 
 def _literal(tok: str) -> str:
-    if tok[-1] in "'\"" or tok in LITERAL_WORDS:
+    if tok[-1] in QUOTES or tok in LITERAL_WORDS:
         return tok
     return tok.replace("_", "").lower()  # 1_000 == 1000, 0XFF == 0xff
 
 
-def own_names(source: str, language: str, tokens: list[tuple[str, str]]) -> set[str] | None:
-    """Names the candidate binds itself (renaming them changes nothing); None: every unknown name is."""
-    if language == "python":
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
-            return None
-        bound: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                bound.add(node.id)
-            elif isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
-                bound.add(node.attr)  # self.x = ...: the candidate's own attribute
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                bound.add(node.name)
-            elif isinstance(node, ast.arg):
-                bound.add(node.arg)
-            elif isinstance(node, ast.alias) and node.asname:
-                bound.add(node.asname)
-            elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                bound.update(node.names)
-            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
-                bound.add(node.name)
-        return bound
-    bound = set()  # C-like: a name right after a type (or `*`) and before = ; , ) [ ( : { is declared
+def imported(source: str) -> set[str]:
+    """Python names bound by import statements (not by `as`): a library's names, never renamed away."""
+    names = set()
+    for m in IMPORT.finditer(source):
+        for item in m.group(1).strip("() \t\\").split(","):
+            words = item.split()
+            if words:
+                names.add(words[0].split(".")[0])
+    return names
+
+
+def declared(tokens: list[tuple[str, str]]) -> set[str]:
+    """C-like: names right after a type (or `*`) and before = ; , ) [ ( : { are the candidate's own."""
+    own = set()
     for i in range(1, len(tokens) - 1):
         (pkind, prev), (kind, tok), (_, nxt) = tokens[i - 1], tokens[i], tokens[i + 1]
         if kind != "name" or tok in C_WORDS:
             continue
         typed = (pkind == "name" and prev not in NOT_A_TYPE) or prev in ("*", "&")
         if (typed and nxt in DECLARED_BEFORE) or (prev == "define" and i > 1 and tokens[i - 2][1] == "#"):
-            bound.add(tok)
-    return bound
+            own.add(tok)
+    return own
 
 
 def fingerprint(source: str, language: str) -> Fingerprint:
-    tokens = lex(compared_part(source), language)
-    whole = tokens if BLOCK_START not in source else lex(source, language)
-    bound = own_names(source, language, whole)
-    keep = PY_WORDS if language == "python" else C_WORDS
+    """Literals in order, and the shingles of the tokens with the candidate's own names renamed by
+    first use (Python: every name but keywords, builtins, imports and attributes; else declared ones)."""
+    part = compared_part(source)
+    tokens = lex(part, language)
+    python = language == "python"
+    library = PY_WORDS | imported(source) if python else set()
+    own = set() if python else declared(tokens if part is source else lex(source, language))
     names: dict[str, str] = {}
     literals: list[str] = []
     canonical: list[str] = []
+    prev = ""
     for kind, tok in tokens:
+        word = tok
         if kind == "lit" or tok in LITERAL_WORDS:
-            tok = _literal(tok)
-            literals.append(tok)
-        elif kind == "name" and (tok in bound if bound is not None else tok not in keep and not KEEP.match(tok)):
-            tok = names.setdefault(tok, f"v{len(names)}")
-        canonical.append(tok)
+            word = _literal(tok)
+            literals.append(word)
+        elif kind == "name" and ((tok not in library and prev != ".") if python else tok in own):
+            word = names.setdefault(tok, f"v{len(names)}")
+        canonical.append(word)
+        prev = tok
     if len(canonical) < SHINGLE:
-        sh = frozenset({hash(tuple(canonical))})
-    else:
-        sh = frozenset(hash(tuple(canonical[i:i + SHINGLE])) for i in range(len(canonical) - SHINGLE + 1))
-    return Fingerprint(tuple(literals), sh)
+        return Fingerprint(tuple(literals), frozenset({hash(tuple(canonical))}))
+    windows = zip(*(canonical[i:] for i in range(SHINGLE)), strict=False)  # every run of SHINGLE tokens
+    return Fingerprint(tuple(literals), frozenset(map(hash, windows)))
 
 
 def shingles(source: str, language: str) -> frozenset[int]:
@@ -219,8 +230,9 @@ class NoveltyIndex:
     def _ensure(self) -> None:
         if self._load is None:
             return
-        load, self._load = self._load, None
-        for attempt_id, source in [*load(), *self._queued]:
+        stored = list(self._load())  # a store that fails here is asked again at the next lookup
+        self._load = None
+        for attempt_id, source in [*stored, *self._queued]:
             self.add(attempt_id, source)
         self._queued.clear()
 
@@ -230,38 +242,33 @@ COMMON = 16  # a shingle in this many members gets a bitmask; rarer ones keep a 
 
 
 class _Group:
-    """Members sharing one literal sequence, with per-shingle member bitmasks (bit i: member i)."""
+    """Members sharing one literal sequence. Each member's shingles are kept packed (sorted 8-byte
+    values: a tenth of a set's memory); once the group outgrows SCAN, per-shingle member bitmasks
+    (bit i: member i) are kept too, so one lookup counts every member's overlap at once."""
 
     def __init__(self) -> None:
         self.ids: list[int] = []
-        self.sets: list[frozenset[int]] = []
-        self.by_set: dict[frozenset[int], int] = {}
+        self.packed: list[bytes] = []
+        self.by_packed: dict[bytes, int] = {}
+        self.indexed = 0  # members already in the bitmasks below
         self.by_size: dict[int, int] = {}  # shingle-set size -> members of that size
         self.rare: dict[int, list[int]] = {}
         self.common: dict[int, int] = {}
 
     def add(self, attempt_id: int, sh: frozenset[int]) -> None:
-        same = self.by_set.get(sh)
+        packed = array("q", sorted(sh)).tobytes()
+        same = self.by_packed.get(packed)
         if same is not None:  # the same program again (renamed, reformatted): one member, earliest id
             self.ids[same] = min(self.ids[same], attempt_id)
             return
-        member, bit = len(self.ids), 1 << len(self.ids)
+        self.by_packed[packed] = len(self.ids)
         self.ids.append(attempt_id)
-        self.sets.append(sh)
-        self.by_set[sh] = member
-        self.by_size[len(sh)] = self.by_size.get(len(sh), 0) | bit
-        for s in sh:
-            if s in self.common:
-                self.common[s] |= bit
-                continue
-            members = self.rare.setdefault(s, [])
-            members.append(member)
-            if len(members) >= COMMON:
-                self.common[s] = _mask(self.rare.pop(s))
+        self.packed.append(packed)
 
     def nearest(self, sh: frozenset[int], t: float) -> tuple[int, float] | None:
         if len(self.ids) <= SCAN:
             return self._best(sh, t, range(len(self.ids)))
+        self._index()
         levels = [0] * len(sh).bit_length()  # bit j of every member's count of shared shingles
         for s in sh:
             mask = self.common.get(s)
@@ -284,10 +291,27 @@ class _Group:
                 hits |= members & _at_least(levels, math.ceil(t * (n + size) / (1 + t) - 1e-9), everyone)
         return self._best(sh, t, _bits(hits))
 
+    def _index(self) -> None:
+        for member in range(self.indexed, len(self.ids)):
+            bit = 1 << member
+            shingles = memoryview(self.packed[member]).cast("q")
+            self.by_size[len(shingles)] = self.by_size.get(len(shingles), 0) | bit
+            for s in shingles:
+                if s in self.common:
+                    self.common[s] |= bit
+                    continue
+                members = self.rare.setdefault(s, [])
+                members.append(member)
+                if len(members) >= COMMON:
+                    self.common[s] = _mask(self.rare.pop(s))
+        self.indexed = len(self.ids)
+
     def _best(self, sh: frozenset[int], t: float, members: Iterable[int]) -> tuple[int, float] | None:
         best: tuple[int, float] | None = None
         for i in members:
-            s = similarity(sh, self.sets[i])
+            other = memoryview(self.packed[i]).cast("q")
+            shared = len(sh.intersection(other))
+            s = shared / (len(sh) + len(other) - shared)  # = similarity(), to the last bit
             if s >= t and (best is None or s > best[1] or (s == best[1] and self.ids[i] < best[0])):
                 best = (self.ids[i], s)
         return best
