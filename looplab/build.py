@@ -105,10 +105,10 @@ async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Pa
     screened = exp.language == "c" and candidate.is_file()  # one C file (not a workspace of files)
     if screened:
         cc, flags, forced = compiler_screen.compile_flags(exp.config.build.command, values)
-        res = await _sandboxed(exp, compiler_screen.script(cc, flags, candidate.name), build_dir, timeout)
+        res = await _sandboxed(exp, compiler_screen.script(cc, flags, str(candidate)), build_dir, timeout)
         if res.infra_error or res.timed_out:
             return _failed(result, res, "", timeout, logs)
-        finding, log = compiler_screen.problem(exp, build_dir, candidate.read_text(), forced, candidate.name)
+        finding, log = compiler_screen.problem(exp, build_dir, candidate.read_text(), forced, str(candidate))
         logs.append(log)
         if finding:
             result.ok, result.failure = False, finding.outcome
@@ -117,6 +117,8 @@ async def _compile(exp: Experiment, build_dir: Path, candidate: Path, binary: Pa
             return result
     if exp.config.build.command:
         command = substitute(exp.config.build.command, values)
+        if screened:  # the same __DATE__ and __TIME__ the screen compiled with
+            command = f"{compiler_screen.BUILD_ENV} {command}"
         res = await _sandboxed(exp, command, build_dir, timeout)
         output = res.stdout + res.stderr
         logs.append(compiler_screen.diagnostics(output, build_dir, name=candidate.name) if screened else output)

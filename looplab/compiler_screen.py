@@ -48,7 +48,10 @@ from looplab.screen import (
 # exports, load-time code and executable data stay checked either way.
 ENFORCE_POLICY = True
 CANDIDATE = "candidate.c"  # the candidate's usual name in the build directory, as the compiler reports it
-FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj")
+FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj", "screen.poison.h",
+         "screen.poison")
+# Prefixed to the screen and to the build's command: both compile at the same fixed __DATE__/__TIME__.
+BUILD_ENV = "export SOURCE_DATE_EPOCH=0;"
 DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
 _COMPILER = re.compile(r"^(.*/)?(cc|gcc|clang|icx|icc)(-[\d.]+)?$")
 _SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")"}
@@ -56,7 +59,7 @@ _PAIRED_KEEP = {"-I", "-D", "-U", "-include", "-imacros", "-isystem", "-iquote",
                 "--param", "-Xpreprocessor", "-iprefix", "-iwithprefix", "--sysroot"}
 _PAIRED_DROP = {"-o", "-MF", "-MT", "-MQ", "-L", "-l", "-Xlinker", "-Xassembler", "-T", "-u", "-z", "-e"}
 _DROP = re.compile(r"^(-c|-S|-E|-M[MDGP]*|-o.+|-l.+|-L.+|-Wl,.*|-Wa,.*|-W.*|-w|-shared|-static.*|-pie|-no-pie|"
-                   r"-rdynamic|-s|-v|-H|-pipe|-save-temps.*|-fsyntax-only)$")
+                   r"-rdynamic|-s|-v|-H|-pipe|-save-temps.*|-fsyntax-only|-f(no-)?(fat-)?lto.*)$")
 _INIT_SECTIONS = re.compile(r"^\.(init|fini|init_array|fini_array|preinit_array|ctors|dtors)(\.|$)")
 _MARKER = re.compile(r'^# (\d+) "((?:\\.|[^"\\])*)"((?: \d+)*)\s*$')
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
@@ -136,20 +139,25 @@ def _fill(token: str, values: dict[str, str]) -> str:
     return token
 
 
-def script(cc: str, flags: list[str], name: str = CANDIDATE) -> str:
-    """The sandboxed shell script, run in the build directory beside the candidate; always exits 0."""
+def script(cc: str, flags: list[str], path: str) -> str:
+    """The sandboxed shell script, run in the build directory; always exits 0. The candidate is
+    compiled by its own path (the build's {candidate}: same __FILE__) at the build's fixed time
+    (BUILD_ENV: same __DATE__/__TIME__); a third pass with the file probes poisoned catches a
+    candidate that would test the file system (__has_include) to compile differently here."""
     q = shlex.quote
-    cmd = " ".join(map(q, [cc, *flags, "-w"]))
-    source = "-x c " + q(name)
-    return (f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
+    cmd = " ".join(map(q, [cc, *flags, "-fno-lto", "-w"]))
+    source = "-x c " + q(path)
+    return (f"{BUILD_ENV} printf '#pragma GCC poison {' '.join(C_FILE_PROBES)}\\n' > screen.poison.h; "
+            f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
             f"{cmd} -E -H {source} -o screen.i 2> screen.H; "
+            f"{cmd} -E -include screen.poison.h {source} -o /dev/null 2> screen.poison; "
             f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
             "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
             "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; } > screen.obj; exit 0")
 
 
 def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
-            name: str = CANDIDATE) -> tuple[Finding | None, str]:
+            path: str) -> tuple[Finding | None, str]:
     """(the first rule the candidate breaks or its compile error, or None; the compile log to keep).
     Removes the screen's files from the build directory."""
     read = {f: _read(build_dir / f) for f in FILES if f != "screen.o"}
@@ -157,11 +165,12 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
         (build_dir / f).unlink(missing_ok=True)
     system = system_dirs(read["screen.sys"])
     policy = exp.config.screen
-    own, include_lines = own_lines(read["screen.i"], name)
-    log = diagnostics(read["screen.cc"], build_dir, system, name)
+    own, include_lines = own_lines(read["screen.i"], path)
+    log = diagnostics(read["screen.cc"], build_dir, system, Path(path).name)
     if ENFORCE_POLICY:
         finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
-                   or _text_problem(source, policy) or _token_problem(own, policy))
+                   or _text_problem(source, policy) or _probe_problem(read["screen.poison"])
+                   or _token_problem(own, policy))
         if finding:
             return finding, log
     if read["screen.rc"].strip() != "0" or not read["screen.obj"]:
@@ -200,7 +209,7 @@ def own_lines(preprocessed: str, name: str = CANDIDATE) -> tuple[list[tuple[int,
             flags = m.group(3).split()
             if "1" in flags and file == name:
                 includes.append(line)
-            file, line = m.group(2), int(m.group(1))
+            file, line = re.sub(r"\\(.)", r"\1", m.group(2)), int(m.group(1))
             continue
         if file == name:
             own.append((line, text))
@@ -246,6 +255,14 @@ def _text_problem(source: str, policy: ScreenConfig) -> Finding | None:
     for name in C_FILE_PROBES:
         if re.search(rf"(?<![\w.]){re.escape(name)}\b", code):
             return Finding(Outcome.SCREEN_REJECTED, f"uses `{name}`, which is forbidden here")
+    return None
+
+
+def _probe_problem(poisoned: str) -> Finding | None:
+    m = re.search(r'attempt to use poisoned "(\w+)"', poisoned)
+    if m:
+        return Finding(Outcome.SCREEN_REJECTED, f"uses `{m.group(1)}` (spelled out, through a macro or through a "
+                       "header that probes files); a candidate may not test which files exist")
     return None
 
 

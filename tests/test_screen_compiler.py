@@ -317,3 +317,32 @@ def test_with_the_policy_off_exports_load_time_code_and_ifuncs_are_still_refused
     for name in ("constructor", "ifunc resolver", "exported alias", "code bytes in .text"):
         source, words = next((t[1], t[2]) for t in TRICKS if t[0] == name)
         assert_rejected(build(exp, source), *words)
+
+
+# A candidate that compiles one way under the screen and another in the real build would pass the
+# screen with honest code and link the other: every difference it could test is closed.
+SWITCHES = [
+    ("pasted __has_include of a screen file", "#define CAT(a, b) a##b\n#define PROBE CAT(__has_, include)\n"
+     '#if PROBE("screen.i")\n' + KERNEL + "#else\nint open(const char*, int);\n"
+     + KERNEL.replace("{ for", '{ open("x", 0); for') + "#endif\n", ["`__has_include`"]),
+    ("pasted __has_include of a pid", "#define CAT(a, b) a##b\n#define PROBE CAT(__has_, include)\n"
+     '#if PROBE("/proc/9/status")\n#endif\n' + KERNEL, ["`__has_include`"]),
+    ("__has_include laundered through a header's #if", "#define CAT(a, b) a##b\n#include <string.h>\n"
+     '#undef __GLIBC_USE\n#define __GLIBC_USE(F) CAT(__has_, include)("/proc/9/status")\n#include <math.h>\n'
+     + KERNEL,
+     ["`__has_include`"]),
+    ("__FILE__ length", "int open(const char*, int);\n"
+     + KERNEL.replace("{ for", '{ if (sizeof(__FILE__) > 20) open("x", 0); for'), ["calls `open`"]),
+    ("-flto hides a constructor", "static volatile int seen;\n"
+     "__attribute__((constructor)) static void early(void) { seen = 1; }\n" + KERNEL, [".init_array"]),
+]
+
+
+@pytest.mark.parametrize("name, source, words", SWITCHES, ids=[t[0] for t in SWITCHES])
+def test_what_the_screen_compiles_is_what_the_build_compiles(name: str, source: str, words: list[str]) -> None:
+    d = private_dir()
+    try:
+        exp = make_experiment(d, flags="-O2 -march=native -std=c11" + (" -flto" if "lto" in name else ""))
+        assert_rejected(build(exp, source), *words)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
