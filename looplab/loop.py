@@ -194,8 +194,7 @@ def _finish_candidate(s: Search, attempt_id: int, assessment: Assessment, candid
     assessment.details["next_ideas"] = next_ideas(reply_text)
     row = finish(s, attempt_id, assessment, source=candidate.source, strategy=candidate.strategy,
                  tags=candidate.tags, commit=commit, accepting=accepting)
-    if assessment.evaluation is not None:
-        s.novelty.add(attempt_id, candidate.source)
+    s.novelty.record(attempt_id, candidate.source, assessment.outcome)  # valid runs only: repairs are new
     return row
 
 
