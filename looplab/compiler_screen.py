@@ -22,6 +22,7 @@ seccomp allowlist is.
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import os
 import re
@@ -63,6 +64,8 @@ _DROP = re.compile(r"^(-c|-S|-E|-M[MDGP]*|-o.+|-l.+|-L.+|-Wl,.*|-Wa,.*|-W.*|-w|-
 _INIT_SECTIONS = re.compile(r"^\.(init|fini|init_array|fini_array|preinit_array|ctors|dtors)(\.|$)")
 _MARKER = re.compile(r'^# (\d+) "((?:\\.|[^"\\])*)"((?: \d+)*)\s*$')
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+_ASM_FILE_READ = re.compile(r"\.(incbin|include)\b", re.I)
+_SYSCALL_INSN = r"syscall|sysenter|int +\$0x80|svc|ecall"  # in objdump -d output: x86, arm64, riscv
 
 # What a pure compute kernel may import: libm, the string functions compilers emit and call,
 # a few stdlib helpers, and compiler runtime helpers.
@@ -153,7 +156,8 @@ def script(cc: str, flags: list[str], path: str) -> str:
             f"{cmd} -E -include screen.poison.h {source} -o /dev/null 2> screen.poison; "
             f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
             "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
-            "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; } > screen.obj; exit 0")
+            "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; echo @@code; "
+            f"objdump -d --no-show-raw-insn screen.o | grep -wE {q(_SYSCALL_INSN)} | head -n 1; }} > screen.obj; exit 0")
 
 
 def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
@@ -281,13 +285,27 @@ def _token_problem(own: list[tuple[int, str]], policy: ScreenConfig) -> Finding 
             where = f"line {line}: " if line else ""
             what = "an asm statement, not allowed in this experiment" if name in C_ASM else "which is forbidden here"
             return Finding(Outcome.SCREEN_REJECTED, f"{where}uses `{name}` after preprocessing, {what}")
+    if policy.allow_asm and _ASM_FILE_READ.search(_string_text(own)):
+        return Finding(Outcome.SCREEN_REJECTED, "asm that reads a file (.incbin, .include) is not allowed")
     return None
+
+
+def _string_text(own: list[tuple[int, str]]) -> str:
+    """The candidate's string literals, adjacent ones joined and escapes decoded (as gcc hands asm to as)."""
+    text = "\n".join(t for _, t in own if not t.lstrip().startswith("#"))
+    text = re.sub(r'"\s*"', "", text)  # "a" "b" is "ab"
+    literals = re.findall(r'"((?:\\.|[^"\\\n])*)"', text)
+    return "\n".join(codecs.decode(lit, "unicode_escape", errors="replace") for lit in literals)
 
 
 def _object_problem(listing: str, target: str, policy: ScreenConfig, *, imports: bool) -> Finding | None:
     undefined, _, rest = listing.partition("@@defined")
     defined, _, rest = rest.partition("@@sections")
-    sections_text, _, symbols_text = rest.partition("@@symbols")
+    sections_text, _, rest = rest.partition("@@symbols")
+    symbols_text, _, code = rest.partition("@@code")
+    if imports and code.strip():
+        return _rejected(f"makes a system call itself (`{code.split(':', 1)[-1].strip()[:60]}`); "
+                         "a candidate may not make system calls")
     sections = _sections(sections_text)
     for name, flags in sections.values():
         if _INIT_SECTIONS.match(name):

@@ -132,18 +132,24 @@ def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> S
     """Directives in normalise_c() text: #line and GNU line markers (they forge the file name the
     compiler reports), #embed, denied pragmas, and (includes=True) the textual include rules."""
     text = strip_c_comments(text)
+    macro = ""  # the first macro the candidate defined so far (feature-test macros aside)
     for m in DIRECTIVE.finditer(text):
         name, rest = m.group(1), m.group(2).strip()
+        if name in ("define", "undef") and not macro and not _FEATURE_MACRO.match(rest):
+            macro = f"#{name} {rest.split('(')[0].split()[0] if rest.split() else ''}"
+        if includes and name in ("include", "include_next", "import"):
+            verdict = _include_problem(name, rest, policy)
+            if verdict:
+                return verdict
+        if name in ("include", "include_next", "import") and macro:
+            return _reject("macro before include", f"`{macro}` comes before `#{name} {rest}`: a candidate's macros "
+                           "may not reach into the headers; define them after the last #include")
         if name == "line" or name[:1].isdigit():
             return _reject("forbidden directive", f"`#{name} {rest}`: #line directives and line markers are not allowed")
         if name == "embed":
             return _reject("forbidden directive", "#embed is not allowed")
         if name == "pragma" and (why := pragma_problem(rest)):
             return _reject("forbidden directive", why)
-        if includes and name in ("include", "include_next", "import"):
-            verdict = _include_problem(name, rest, policy)
-            if verdict:
-                return verdict
     for m in re.finditer(r'(?<![\w.])_Pragma\s*\(\s*L?"((?:\\.|[^"\\\n])*)"', text):
         why = pragma_problem(m.group(1).replace('\\"', '"').replace("\\\\", "\\"))
         if why:
@@ -151,6 +157,10 @@ def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> S
     return None
 
 
+# Feature-test macros select among a header's own variants (only #if reads them): fine before includes.
+_FEATURE_MACRO = re.compile(r"(_GNU_SOURCE|_DEFAULT_SOURCE|_BSD_SOURCE|_SVID_SOURCE|_XOPEN_SOURCE(_EXTENDED)?|"
+                            r"_POSIX_C_SOURCE|_POSIX_SOURCE|_ISOC\w*_SOURCE|_USE_MATH_DEFINES|_FILE_OFFSET_BITS|"
+                            r"_TIME_BITS|_LARGEFILE64_SOURCE|__STDC_WANT_\w+|_FORTIFY_SOURCE|NDEBUG)\b(?!\s*\()")
 _DENIED_PRAGMAS = re.compile(r"^(omp|weak|redefine_extname|GCC\s+(system_header|dependency|pch_preprocess))\b")
 
 

@@ -174,6 +174,10 @@ TRICKS = [
      + KERNEL.replace("{ for", "{ open(\"x\", 0); for"), ["#pragma weak"]),
     ("symbol version", "__attribute__((symver(\"clock_gettime@GLIBC_2.17\"), used)) int my_clock(int c, void* t)"
      " { return 0; }\n" + KERNEL, ["clock_gettime@GLIBC_2.17"]),
+    ("asm through a header's inline function", "#define __builtin_ia32_addsubps256(a, b) "
+     '({ __asm__ volatile("syscall"); __builtin_ia32_addsubps256(a, b); })\n#include <immintrin.h>\n'
+     "void kernel(float* out, const float* a, int n) { _mm256_storeu_ps(out, _mm256_addsub_ps("
+     "_mm256_loadu_ps(a), _mm256_loadu_ps(a))); }\n", ["macros may not reach into the headers"]),
     ("_Pragma GCC dependency", '_Pragma("GCC dependency \\"/etc/passwd\\"")\n' + KERNEL, ["GCC dependency"]),
     ("__builtin_printf", KERNEL.replace("{ for", "{ __builtin_printf(\"hi\"); for"), ["calls `printf`"]),
     ("__builtin_malloc", KERNEL.replace("{ for", "{ float* p = __builtin_malloc(4); out[0] = *p; for"),
@@ -248,6 +252,10 @@ def test_allowed_symbols_and_allow_asm_round_trip() -> None:
         assert build(loose, mallocs).ok and build(loose, fence).ok
         init = '__asm__(".section .init\\n nop\\n .previous");\n' + KERNEL
         assert_rejected(build(loose, init), ".init")  # asm allowed, load-time code still not
+        raw = KERNEL.replace("{ for", '{ __asm__ volatile("mov $39, %%eax\\n sys" "call" ::: "rax", "rcx", "r11"); for')
+        assert_rejected(build(loose, raw), "system call")  # nor a system call
+        incbin = '__asm__(".section .rodata\\n.in" "\\x63bin \\"/etc/passwd\\"\\n.previous");\n' + KERNEL
+        assert_rejected(build(loose, incbin), ".incbin")  # nor reading a file while assembling
         shutil.rmtree(d / "tiny")
         strict = make_experiment(d)
         assert_rejected(build(strict, mallocs), "which a candidate may not call (allowed: math.h functions")
@@ -330,7 +338,7 @@ SWITCHES = [
     ("__has_include laundered through a header's #if", "#define CAT(a, b) a##b\n#include <string.h>\n"
      '#undef __GLIBC_USE\n#define __GLIBC_USE(F) CAT(__has_, include)("/proc/9/status")\n#include <math.h>\n'
      + KERNEL,
-     ["`__has_include`"]),
+     ["comes before `#include <string.h>`", "macros may not reach into the headers"]),
     ("__FILE__ length", "int open(const char*, int);\n"
      + KERNEL.replace("{ for", '{ if (sizeof(__FILE__) > 20) open("x", 0); for'), ["calls `open`"]),
     ("-flto hides a constructor", "static volatile int seen;\n"
