@@ -15,7 +15,6 @@ from looplab.experiment import UserError
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("c", "python")
-HEADER = "looplab_harness.h"  # canonical copy in templates/c/, copied into each C experiment's harness/
 PLACEHOLDERS = ("__NAME__", "__FUNC__")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -24,7 +23,7 @@ _C_KEYWORDS = set(
     "register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while "
     "_Alignas _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local".split()
 )
-# A target with a libc or harness name would replace that function inside the harness.
+# A target with a libc or harness-library name would replace that function inside the worker.
 _RESERVED = {
     "main", "abs", "exit", "free", "malloc", "calloc", "realloc", "memcpy", "memset", "memcmp", "memmove",
     "printf", "puts", "strcmp", "strlen", "sqrt", "exp", "log", "pow", "sin", "cos", "time", "clock",
@@ -35,7 +34,7 @@ _RESERVED = {
 def function_name(name: str, lang: str) -> str:
     """The target's identifier for experiment NAME: dashes become underscores."""
     func = name.replace("-", "_")
-    if lang == "c" and (func in _C_KEYWORDS or func in _RESERVED or func.startswith("ll_")):
+    if lang == "c" and (func in _C_KEYWORDS or func in _RESERVED or func.lower().startswith("ll_")):
         raise UserError(f"looplab new {name}: '{func}' is a C keyword or a library name (fix: choose another NAME)")
     if lang == "python" and (keyword.iskeyword(func) or keyword.issoftkeyword(func)):
         raise UserError(f"looplab new {name}: '{func}' is a Python keyword (fix: choose another NAME)")
@@ -59,7 +58,7 @@ def scaffold(name: str, lang: str, dest_parent: Path) -> Path:
     if not (source / "experiment.toml").is_file():
         raise UserError(f"{source}: the {lang} template is missing from this looplab install (fix: reinstall looplab)")
     for path in sorted(source.rglob("*")):
-        if not path.is_file() or path.name == HEADER or "__pycache__" in path.parts:
+        if not path.is_file() or "__pycache__" in path.parts:
             continue
         target = dest / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +67,4 @@ def scaffold(name: str, lang: str, dest_parent: Path) -> Path:
             text = text.replace(placeholder, value)
         target.write_text(text)
         shutil.copymode(path, target)
-    if lang == "c":
-        shutil.copyfile(source / HEADER, dest / "harness" / HEADER)
     return dest

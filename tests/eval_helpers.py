@@ -39,12 +39,18 @@ def private_dir() -> Path:
     return d
 
 
+# The fixture's harness on looplab's library: the trusted supervisor and the worker holding the candidate.
+BUILD = ("gcc -O2 -std=gnu11 -I{looplab_include} -o {binary} {experiment}/harness/bench.c {looplab_include}/supervisor.c"
+         " -lm -lseccomp && gcc -O2 -std=gnu11 -I{looplab_include} -DLOOPLAB_WORKER -o {binary}.worker"
+         " {experiment}/harness/bench.c {looplab_include}/worker.c {candidate} -lm -lseccomp")
+
+
 def matmul_experiment(root: Path, *, nonce: bool = True, eval_timeout: float = 20, rounds: int = 3,
                       max_rounds: int = 6, min_gain: float = 0.02, limits: str = "") -> Experiment:
     """A copy of tests/fixtures/matmul with test-sized timeouts and limits."""
     dest = root / "matmul"
     shutil.copytree(FIXTURES / "matmul", dest)
-    cases = "{binary} --seed {seed} --nonce {nonce} {cases}" if nonce else "{binary} --seed {seed} {cases}"
+    cases = "{binary} --nonce {nonce} {cases}" if nonce else "{binary} {cases}"
     (dest / "experiment.toml").write_text(f"""
 name = "matmul"
 [target]
@@ -52,7 +58,7 @@ language = "c"
 function = "matmul"
 baseline = "naive.c"
 [build]
-command = "gcc -O2 -std=gnu11 -o {{binary}} {{experiment}}/harness/bench.c {{candidate}} -lm"
+command = "{BUILD}"
 timeout_s = 120
 [evaluate]
 command = "{cases}"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from looplab import harness
 from looplab.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +20,8 @@ CANDIDATES = Path(__file__).resolve().parent / "fixtures" / "candidates"
 
 
 def build_c(experiment: Path, candidate: Path, workdir: Path) -> Path:
-    """Run the experiment's own build command on one candidate; returns the binary (raises with gcc's stderr)."""
+    """Run the experiment's own build command on one candidate; returns the supervisor binary (its worker is
+    the binary + ".worker"; raises with gcc's stderr)."""
     proc = try_build_c(experiment, candidate, workdir)
     if proc.returncode != 0:
         raise AssertionError(f"build of {candidate.name} failed:\n{proc.stderr}")
@@ -29,7 +31,8 @@ def build_c(experiment: Path, candidate: Path, workdir: Path) -> Path:
 def try_build_c(experiment: Path, candidate: Path, workdir: Path) -> subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     command = load_experiment(experiment).config.build.command
-    values = {"candidate": candidate, "workdir": workdir, "experiment": experiment, "binary": workdir / "bench"}
+    values = {"candidate": candidate, "workdir": workdir, "experiment": experiment, "binary": workdir / "bench",
+              **harness.placeholders()}
     for key, value in values.items():
         command = command.replace("{" + key + "}", shlex.quote(str(value)))
     return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
@@ -43,7 +46,8 @@ def parse(stdout: str, cases: list[str]) -> dict[str, dict]:
 
 
 def run_c(binary: Path, cases: list[str], seed: int = 1, max_reps: int | None = None) -> dict[str, dict]:
-    """Run a C harness; max_reps caps the timed calls per case (quick validity checks)."""
+    """Run a C harness's supervisor; max_reps caps the timed samples per case (quick validity checks), and
+    seed (a debugging aid of the library) makes the inputs reproducible."""
     extra = ["--max-reps", str(max_reps)] if max_reps else []
     proc = subprocess.run([str(binary), "--seed", str(seed), *extra, *cases], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from eval_helpers import FAST_MATMUL, hostile_reply, matmul_experiment, private_dir
 
-from looplab import sandbox
+from looplab import compiler_screen, sandbox
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment
 from looplab.judge import Verdict, judge
@@ -38,6 +38,13 @@ def exp() -> Experiment:
 @pytest.fixture(autouse=True)
 def secret_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+@pytest.fixture(autouse=True)
+def no_screen_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's compiler screen would refuse most of these by name: switch its policy off, so the
+    sandbox, the supervisor and the worker's seccomp filter must stop them on their own."""
+    monkeypatch.setattr(compiler_screen, "ENFORCE_POLICY", False)
 
 
 def run_judge(exp: Experiment, source: str) -> Verdict:
@@ -64,20 +71,20 @@ def everything_said(v: Verdict) -> str:
 
 REJECTED = [
     ("infinite_loop", {Outcome.TIMEOUT}, "timed out after 3s"),
-    ("fork_bomb", {Outcome.TIMEOUT}, "timed out after 3s"),
+    ("fork_bomb", {Outcome.INVALID}, "forbidden system call clone during call 1"),
     ("memory_bomb", {Outcome.CRASH}, "SIGSEGV"),
-    ("segfault", {Outcome.CRASH}, "killed by SIGSEGV"),
-    ("exit_zero", {Outcome.CRASH}, "before reporting case n96"),
-    ("cache_by_pointer", {Outcome.INVALID}, "call 1: row"),
-    ("partial_output", {Outcome.INVALID}, "is wrong"),
-    ("oob_write", {Outcome.INVALID}, "write outside c"),
-    ("modify_inputs", {Outcome.INVALID}, "input a or b was modified"),
+    ("segfault", {Outcome.CRASH}, "killed by SIGSEGV during call 1"),
+    ("exit_zero", {Outcome.CRASH}, "the target exited (status 0) during call 1"),
+    ("cache_by_pointer", {Outcome.INVALID}, "is wrong (off by"),
+    ("partial_output", {Outcome.INVALID}, "is wrong, expected"),
+    ("oob_write", {Outcome.INVALID}, "wrote past the end of c on call 1"),
+    ("modify_inputs", {Outcome.INVALID}, "modified b (it is const) on call 1"),
     ("own_timer", {Outcome.SCREEN_REJECTED}, "defines exported symbol clock_gettime"),
-    ("detached_thread", {Outcome.INVALID}, "threads still running after matmul returned"),
-    ("inline_syscall", {Outcome.INVALID}, "forged result line"),
+    ("detached_thread", {Outcome.INVALID}, "forbidden system call"),
+    ("inline_syscall", {Outcome.INVALID}, "forbidden system call write during call 1"),
     ("flood_stdout", {Outcome.INVALID, Outcome.CRASH}, ""),
-    ("include_harness", {Outcome.SCREEN_REJECTED}, "defines exported symbol main"),
-    ("nan_output", {Outcome.INVALID}, "nan is wrong"),
+    ("include_harness", {Outcome.SCREEN_REJECTED}, "defines exported symbol"),
+    ("nan_output", {Outcome.INVALID}, "c[0] is -nan on call 1"),
     ("hardcoded_shape", {Outcome.OVERFIT}, "on a hidden holdout case"),
 ]
 

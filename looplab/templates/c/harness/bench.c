@@ -1,12 +1,24 @@
-// Validates and times __FUNC__(); prints one JSON object per case (looplab's evaluator protocol):
+// Validates and times __FUNC__() on looplab's harness library (looplab.h, found through
+// -I{looplab_include}). This one file is built twice: as the trusted supervisor, which makes the
+// inputs, times every call and checks it, and with -DLOOPLAB_WORKER as the confined worker that
+// holds the candidate. Results are one JSON line per case, printed by the supervisor only:
 //   {"case": "n64k", "ok": true, "samples_us": [...]}   or   {"case": "n64k", "ok": false, "error": "..."}
-// looplab owns the statistics: report raw per-call timings, never a verdict.
 //
-// To adapt it to your function: change the declaration, the case table, refill(), ref() and
-// the call in call_checked(). Keep the checks: each one stops a way of looking fast while wrong.
-#include "looplab_harness.h"
+// To adapt it to your function: change the declaration and ll_target (worker side), the case table,
+// setup() (the call's buffers and integers), inputs() and check() (supervisor side). The library
+// adds canaries, poisoned outputs, input integrity, NaN/Inf, timing and batching.
+#include "looplab.h"
+
+#ifdef LOOPLAB_WORKER
 
 void __FUNC__(float* out, const float* x, int n);
+
+// the worker side: call the target with one call's arguments, in the order setup() declared them
+void ll_target(const ll_args* a) { __FUNC__(a->p[0], a->p[1], a->n[0]); }
+
+#else
+
+#include <string.h>
 
 typedef struct {
     const char* name;
@@ -26,78 +38,50 @@ static const bench_case CASES[] = {
     {"n4099_bigmag", 4099, 1e6f, 1},
 };
 
-#define TOL 1e-5            // |out[i] - ref[i]| <= TOL * sum_{j<=i} |x[j]|   (state it in EXPERIMENT.md)
-#define BUDGET_US 200000.0  // timed calls per case: as many as fit, 3..10
+enum { OUT, X };
+#define TOL 1e-5  // |out[i] - ref[i]| <= TOL * sum_{j<=i} |x[j]|   (state it in EXPERIMENT.md)
 
-typedef struct {
-    const bench_case* c;
-    ll_buf out, x;
-    uint64_t hx;
-    double* ref;  // double-precision reference of the current inputs
-    double* mag;  // the magnitude each tolerance scales with
-} state;
-
-// Fresh random inputs in the same buffers: a candidate cannot cache results by pointer or content.
-static void refill(state* s, ll_rng* r) {
-    ll_fill(r, s->x.p, s->x.n, -s->c->scale, s->c->scale);
-    double acc = 0.0, mag = 0.0;
-    for (int i = 0; i < s->c->n; i++) {
-        acc += s->x.p[i];
-        mag += fabs(s->x.p[i]);
-        s->ref[i] = acc;
-        s->mag[i] = mag;
-    }
-    ll_buf_poison(&s->out);  // outputs left unwritten are caught
-    s->hx = ll_hash(s->x.p, s->x.n * sizeof(float));
-}
-
-// One call, timed; then everything that must hold after any call. Returns microseconds, or -1 after ll_fail.
-static double call_checked(state* s, int call) {
-    const char* name = s->c->name;
-    double t0 = ll_now_us();
-    __FUNC__(s->out.p, s->x.p, s->c->n);
-    double t1 = ll_now_us();
-    if (ll_buf_canaries(&s->out)) { ll_fail(name, "wrote outside the out buffer on call %d", call); return -1; }
-    if (ll_buf_canaries(&s->x)) { ll_fail(name, "wrote outside the x buffer on call %d", call); return -1; }
-    if (ll_hash(s->x.p, s->x.n * sizeof(float)) != s->hx) { ll_fail(name, "modified x (it is const) on call %d", call); return -1; }
-    int threads = ll_thread_count();
-    if (threads > 1) { ll_fail(name, "%d threads alive after call %d (single thread only)", threads, call); return -1; }
-    for (int i = 0; i < s->c->n; i++) {
-        double tol = TOL * s->mag[i] + 1e-30;
-        if (!ll_close(s->out.p[i], s->ref[i], tol)) {
-            ll_fail(name, "out[%d] = %.9g, expected %.9g (tol %.3g) on call %d", i, s->out.p[i], s->ref[i], tol, call);
-            return -1;
-        }
-    }
-    return t1 - t0;
-}
-
-static void run_case(const char* name, ll_rng* r) {
-    const bench_case* c = NULL;
+static int setup(ll_case* c, const char* name) {
+    const bench_case* k = NULL;
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
-        if (!strcmp(CASES[i].name, name)) c = &CASES[i];
-    if (!c) { ll_fail(name, "unknown case"); return; }
-
-    state s = {.c = c};
-    s.out = ll_buf_new((size_t)c->n, c->misalign, r);
-    s.x = ll_buf_new((size_t)c->n, c->misalign, r);
-    s.ref = malloc((size_t)c->n * sizeof(double));
-    s.mag = malloc((size_t)c->n * sizeof(double));
-
-    refill(&s, r);
-    double first = call_checked(&s, 1);  // warm-up, validated like every other call
-    double samples[10];
-    int reps = ll_reps(first, BUDGET_US, 3, 10), ok = first >= 0;
-    for (int i = 0; ok && i < reps; i++) {
-        refill(&s, r);
-        samples[i] = call_checked(&s, i + 2);
-        ok = samples[i] >= 0;
-    }
-    if (ok) ll_ok(name, samples, reps, "");
-    ll_buf_free(&s.out);
-    ll_buf_free(&s.x);
-    free(s.ref);
-    free(s.mag);
+        if (!strcmp(CASES[i].name, name)) k = &CASES[i];
+    if (!k) return 0;
+    ll_set_user(c, k);
+    ll_buffer(c, "out", LL_F32, (size_t)k->n, LL_OUT, k->misalign);
+    ll_buffer(c, "x", LL_F32, (size_t)k->n, LL_IN, k->misalign);
+    ll_int(c, k->n);
+    // about a million elements per timed sample: tiny cases batch many calls, so the supervisor's
+    // handshake (~10 us) stays a few percent of a sample
+    long calls = (1L << 20) / k->n;
+    ll_batch(c, calls < 1 ? 1 : calls > 4096 ? 4096 : (int)calls);
+    return 1;
 }
 
-int main(int argc, char** argv) { return ll_main(argc, argv, run_case); }
+// Fresh random inputs for every call: a candidate cannot cache results by pointer or content.
+static void inputs(ll_case* c, int set, int call) {
+    (void)call;
+    const bench_case* k = ll_user(c);
+    ll_fill(c, ll_in(c, set, X), (size_t)k->n, -k->scale, k->scale);
+}
+
+// Every element of every call against a double-precision reference.
+static int check(ll_case* c, int set, int call) {
+    const bench_case* k = ll_user(c);
+    const float* x = ll_in(c, set, X);
+    const float* out = ll_out(c, set, OUT);
+    double acc = 0.0, mag = 0.0;
+    for (int i = 0; i < k->n; i++) {
+        acc += x[i];
+        mag += fabs(x[i]);
+        double tol = TOL * mag + 1e-30;
+        if (!ll_close(out[i], acc, tol))
+            return ll_fail(c, "out[%d] = %.9g, expected %.9g (tol %.3g) on call %d", i, out[i], acc, tol, call);
+    }
+    return 1;
+}
+
+// call 1 untimed (warm-up, checked like every other); then 3..10 timed samples within 0.2 s
+const ll_harness LL_HARNESS = {.setup = setup, .inputs = inputs, .check = check,
+                               .warmup = 1, .budget_us = 200000.0, .min_reps = 3, .max_reps = 10};
+
+#endif

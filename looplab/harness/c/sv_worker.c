@@ -1,0 +1,175 @@
+/* sv_worker.c — starting, timing and ending the worker process.
+ *
+ * A call is timed by the supervisor alone: t0, SIGCONT, wait until the worker is *stopped* again
+ * (it stops itself after the batch), t1. Outside that window the worker is frozen, so nothing it
+ * does after "done" escapes the clock, and nothing it reads before t0 can be new inputs: they are
+ * written while it is stopped. The worker's kernel-accounted CPU time must fit in the window.
+ */
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "sv_internal.h"
+
+static volatile sig_atomic_t alarm_fired;
+static volatile pid_t alarm_pid;
+
+/* The per-call deadline: kill the worker from the handler, so a wait that starts late still ends. */
+static void on_alarm(int sig) {
+    (void)sig;
+    alarm_fired = 1;
+    if (alarm_pid > 0) kill(alarm_pid, SIGKILL);
+}
+
+void ll_worker_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;  /* no SA_RESTART: waitid returns EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGCHLD, SIG_DFL);  /* SIG_IGN (inherited) would reap the worker behind our back */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void arm(double seconds) {
+    struct itimerval it = {{0, 0}, {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6) + 1}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void disarm(void) {
+    struct itimerval it = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static double us(const struct timespec* t) { return (double)t->tv_sec * 1e6 + (double)t->tv_nsec / 1e3; }
+
+/* Wait for the worker to stop or end, within the armed deadline. 1 = stopped. */
+static int wait_stop(ll_case* c, siginfo_t* si) {
+    for (;;) {
+        memset(si, 0, sizeof *si);
+        if (waitid(P_PID, (id_t)c->pid, si, WEXITED | WSTOPPED) == 0) break;
+        if (errno != EINTR) { si->si_code = CLD_KILLED; si->si_status = SIGKILL; break; }
+    }
+    if (si->si_code == CLD_STOPPED) return 1;
+    c->pid = 0;  /* reaped */
+    return 0;
+}
+
+/* Why the worker ended, as the model should read it. */
+static int ended(ll_case* c, const siginfo_t* si, int during, int ncalls, double deadline_s) {
+    const ll_header* h = (const ll_header*)c->base;
+    uint32_t k = h->progress;  /* untrusted: only words the message */
+    int call = c->call_base + (k >= 1 && (int)k <= ncalls ? (int)k - 1 : 0);
+    char when[64];
+    if (!during) snprintf(when, sizeof when, "while starting");
+    else snprintf(when, sizeof when, "during call %d", call);
+    if (alarm_fired)
+        return ll_fail_as(c, "timeout", "timed out: call %d did not return within %.3g s", call, deadline_s);
+    if (si->si_code == CLD_EXITED && si->si_status == LL_EXIT_SYSCALL) {
+        char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, h->bad_syscall);
+        ll_fail_as(c, "invalid", "forbidden system call %s %s: threads, processes, files, sockets and signals "
+                   "are not available to the target", name ? name : "(unknown)", when);
+        free(name);
+        return 0;
+    }
+    if (si->si_code == CLD_EXITED && si->si_status == LL_EXIT_SETUP && !during)
+        return ll_fail_as(c, "crash", "the worker could not start: %.200s", h->setup_error[0] ? h->setup_error : "set-up failed");
+    if (si->si_code == CLD_EXITED && !during)
+        return ll_fail_as(c, "crash", "the worker could not start (exit status %d; is the .worker binary built?)", si->si_status);
+    if (si->si_code == CLD_EXITED)
+        return ll_fail_as(c, "crash", "the target exited (status %d) %s", si->si_status, when);
+    if (si->si_status == SIGSYS)  /* the filter's kill action: a 32-bit or x32 system call */
+        return ll_fail_as(c, "invalid", "forbidden system call (another ABI) %s: threads, processes, files, sockets "
+                          "and signals are not available to the target", when);
+    if (si->si_status == SIGXCPU)
+        return ll_fail_as(c, "timeout", "cpu time limit exceeded %s", when);
+    const char* sig = sigabbrev_np(si->si_status);
+    return ll_fail_as(c, "crash", "killed by SIG%s %s", sig ? sig : "(unknown)", when);
+}
+
+/* fork + exec a fresh worker on the arena, and wait until it is confined and stopped. */
+int ll_worker_start(ll_case* c, const char* path) {
+    /* Burn a random number of pids first: the worker's pid must not tell which case of the run it is. */
+    unsigned char burn;
+    ll_os_random(&burn, 1);
+    for (int i = 0; i < (burn & 31); i++) {
+        pid_t p = vfork();
+        if (p == 0) _exit(0);
+        if (p > 0) waitpid(p, NULL, 0);
+    }
+    int null_r = open("/dev/null", O_RDONLY | O_CLOEXEC), null_w = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);  /* the worker never outlives its supervisor */
+        if (getppid() != parent) _exit(127);
+        int a = fcntl(c->fd, F_DUPFD, 10), r = fcntl(null_r, F_DUPFD, 10), w = fcntl(null_w, F_DUPFD, 10);
+        if (a < 0 || r < 0 || w < 0 || dup2(r, 0) < 0 || dup2(w, 1) < 0 || dup2(a, LL_ARENA_FD) < 0) _exit(127);
+        /* fd 2 (stderr, the run's log) stays; every other descriptor goes, the result channel first */
+        if (close_range(LL_ARENA_FD + 1, ~0U, 0) != 0)
+            for (int fd = LL_ARENA_FD + 1; fd < 4096; fd++) close(fd);
+        char* argv[] = {"looplab-worker", NULL};
+        char* envp[] = {NULL};  /* no environment: no nonce, no seed, no case name, no secrets */
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    close(null_r);
+    close(null_w);
+    c->pid = pid;
+    alarm_fired = 0;
+    alarm_pid = pid;
+    arm(10.0);
+    siginfo_t si;
+    int ok = wait_stop(c, &si);
+    disarm();
+    if (!ok) return ended(c, &si, 0, 0, 10.0);
+    if (clock_getcpuclockid(pid, &c->cpu) != 0) return ll_fail_as(c, "crash", "no CPU clock for the worker");
+    return 1;
+}
+
+/* One batch of `ncalls` calls (0: the handshake alone), timed. 1 = the worker stopped normally. */
+int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_us) {
+    ll_header* h = (ll_header*)c->base;
+    h->ncalls = ncalls;
+    h->nbuf = (uint32_t)c->nbuf;
+    h->nint = (uint32_t)c->nint;
+    for (int b = 0; b < LL_MAX_BUFS; b++) h->offset[b] = b < c->nbuf && !c->buf[b].absent ? c->buf[b].off : 0;
+    h->set_stride = c->stride;
+    for (int i = 0; i < LL_MAX_INTS; i++) h->ints[i] = i < c->nint ? c->ints[i] : 0;
+    h->progress = 0;
+    h->bad_syscall = -1;
+
+    struct timespec c0, c1, t0, t1;
+    siginfo_t si;
+    alarm_fired = 0;
+    alarm_pid = c->pid;
+    arm(deadline_s);
+    clock_gettime(c->cpu, &c0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(c->pid, SIGCONT);
+    int stopped = wait_stop(c, &si);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    disarm();
+    if (!stopped || alarm_fired) {
+        if (stopped) ll_worker_end(c);  /* the deadline passed just as it stopped: still too late */
+        return ended(c, &si, 1, (int)ncalls, deadline_s);
+    }
+    clock_gettime(c->cpu, &c1);
+    double wall = us(&t1) - us(&t0), cpu = us(&c1) - us(&c0);
+    *wall_us = wall;
+    /* one thread cannot use more CPU than wall time; seccomp forbids threads, this checks it held */
+    if (cpu > wall * 1.02 + 50.0)
+        return ll_fail_as(c, "invalid", "hidden parallelism: the target used %.0f us of CPU in %.0f us of wall time "
+                          "during call %d (single thread only)", cpu, wall, c->call_base);
+    return 1;
+}
+
+void ll_worker_end(ll_case* c) {
+    if (c->pid <= 0) return;
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, NULL, 0);
+    c->pid = 0;
+}
