@@ -18,6 +18,7 @@ EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
 LOCAL_MAX_TOKENS = 1024
+DEFAULT_LOOP = 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run N attempts on an experiment (resumes where it left off)")
     run.add_argument("experiment", type=Path)
     run.add_argument("--model", help="openai:MODEL | anthropic:MODEL | command:CMD | replay:FILE.jsonl | local[:PATH]")
-    run.add_argument("--loop", type=_positive_int, default=5, help="attempts to run (default 5)")
+    run.add_argument("--loop", type=_positive_int,
+                     help="attempts to run (default 5, or an OpenEvolve/Shinka folder's own setting)")
     run.add_argument("--temperature", type=float)
     run.add_argument("--max-tokens", type=_positive_int)
     run.add_argument("--budget-usd", type=_positive_float, help="stop before spending more than this")
@@ -155,6 +157,7 @@ def _positive_float(text: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from looplab.compat import run_settings
     from looplab.experiment import load_experiment
     from looplab.loop import RunOptions, run_search
     from looplab.models import default_model_spec, provider_from_spec
@@ -166,20 +169,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)
     spec, why = (args.model, "--model") if args.model else default_model_spec()
     provider = provider_from_spec(spec, base_url=args.base_url)
-    max_tokens = args.max_tokens
-    if max_tokens is None and provider.name.startswith("local"):
-        max_tokens = LOCAL_MAX_TOKENS  # a small CPU model rambles to its context limit otherwise
+    # A flag wins; else an OpenEvolve/Shinka folder's own setting; every setting not honoured is named.
+    settings, peer_lines = run_settings(experiment.peer, loop=args.loop, temperature=args.temperature,
+                                        max_tokens=args.max_tokens)
+    loop, max_tokens = settings["loop"] or DEFAULT_LOOP, settings["max_tokens"]
+    if provider.name.startswith("local") and args.max_tokens is None:
+        max_tokens = min(max_tokens or LOCAL_MAX_TOKENS, LOCAL_MAX_TOKENS)  # a small CPU model rambles otherwise
     if args.workers > 1 and hasattr(provider, "n_threads"):
         provider.n_threads = 1  # builds and timing run beside the model: one thread each, no contention
     if args.price:
         provider = PricedProvider(provider, parse_price(args.price))
-    options = RunOptions(loop=args.loop, temperature=args.temperature, max_tokens=max_tokens,
+    options = RunOptions(loop=loop, temperature=settings["temperature"], max_tokens=max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
                          executor=args.executor, ray_address=args.ray_address)
     progress = make_progress(experiment=experiment, budget_usd=args.budget_usd, store=args.store)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
-                  f"{args.loop} attempts")
+                  f"{loop} attempts")
+    for line in peer_lines:
+        progress.note(line)
     try:
         summary = asyncio.run(until_signal(run_search(experiment, provider, options, progress)))
     finally:

@@ -1,8 +1,9 @@
 """build → validate → measure one candidate, through the sandbox, into an Evaluation.
 
 The evaluator speaks a language-neutral protocol: a command printing one JSON object per case,
-{"case", "ok", "samples_us" | "samples" | "score", "error", ...extra metrics}. An OpenEvolve-style
-Python evaluator (evaluate(program_path) -> dict) is run by a small runner speaking the same protocol.
+{"case", "ok", "samples_us" | "samples" | "score", "error", ...extra metrics}. An evaluator file in the
+OpenEvolve or ShinkaEvolve style is run by a small runner speaking the same protocol, with its folder as
+working directory (looplab/compat/evaluators.py).
 """
 
 from __future__ import annotations
@@ -13,52 +14,18 @@ import secrets
 import shlex
 import shutil
 import signal
-import sys
 import time
 
 from looplab import harness
 from looplab.build import Build, build_candidate, experiment_fingerprint, private_paths, substitute
+from looplab.compat import evaluators
 from looplab.experiment import Experiment
 from looplab.protocol import read_results
 from looplab.records import CaseResult, Evaluation, Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
 
-SCORE_CASE = "score"  # the one case of an OpenEvolve-style evaluator
+SCORE_CASE = "score"  # the one case of an evaluator file (OpenEvolve or Shinka style)
 _LOG_CHARS = 4000
-
-# Imports the user's evaluator file, calls evaluate(program_path) and prints one protocol line.
-_OPENEVOLVE_RUNNER = r"""
-import importlib.util, json, math, os, sys
-evaluator, program, nonce = sys.argv[1], sys.argv[2], sys.argv[3]
-del sys.argv[3]
-line = {"case": "score", "ok": False, "nonce": nonce}
-try:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(evaluator)))
-    spec = importlib.util.spec_from_file_location("looplab_user_evaluator", evaluator)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.evaluate(program)
-    res = getattr(res, "metrics", res)
-    if not isinstance(res, dict):
-        raise TypeError("evaluate() returned %s, not a dict" % type(res).__name__)
-    nums = {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if "combined_score" in nums:
-        score = nums["combined_score"]
-    elif nums:
-        score = sum(nums.values()) / len(nums)
-    else:
-        raise ValueError("evaluate() returned no numeric metric")
-    line["metrics"] = {k: v for k, v in res.items() if isinstance(v, (int, float, str, bool)) or v is None}
-    line["samples"] = [score]
-    line["ok"] = not res.get("error") and math.isfinite(score)
-    if res.get("error"):
-        line["error"] = str(res["error"])[:500]
-except BaseException as e:
-    line["error"] = ("%s: %s" % (type(e).__name__, e))[:500]
-sys.stdout.write("\n" + json.dumps(line) + "\n")
-sys.stdout.flush()
-"""
-
 
 def signal_name(sig: int) -> str:
     try:
@@ -78,11 +45,12 @@ class Evaluator:
 
     @property
     def openevolve(self) -> bool:
+        """An evaluator file (OpenEvolve or Shinka style) instead of a command."""
         return bool(self.config.evaluate.evaluator)
 
     @property
     def direction(self) -> str:
-        """OpenEvolve scores are always maximised; otherwise experiment.toml decides."""
+        """OpenEvolve and Shinka scores are always maximised; otherwise experiment.toml decides."""
         return "maximize" if self.openevolve else self.config.objective.direction
 
     @property
@@ -121,10 +89,12 @@ class Evaluator:
         work.mkdir(parents=True)
         nonce = secrets.token_hex(16)
         readonly = [exp.root, build.dir]
+        timeout = cfg.evaluate.timeout_s
         if self.openevolve:
-            argv = [sys.executable, "-c", _OPENEVOLVE_RUNNER, str(exp.root / cfg.evaluate.evaluator),
-                    str(build.candidate), nonce]
+            evaluators.workspace(exp, work)  # the evaluator's folder is its working directory
+            argv = evaluators.argv(exp, work, build.candidate, nonce)
             readonly += harness.python_paths()
+            timeout = evaluators.sandbox_timeout_s(cfg.evaluate)
             check_nonce: str | None = nonce
         else:
             values = {"candidate": str(build.candidate), "workdir": str(work), "experiment": str(exp.root),
@@ -134,15 +104,15 @@ class Evaluator:
             argv = ["/bin/sh", "-c", substitute(cfg.evaluate.command, values)]
             check_nonce = nonce if "{nonce}" in cfg.evaluate.command else None
         try:
-            res = await run_sandboxed(argv, workdir=work, readonly=readonly, timeout_s=cfg.evaluate.timeout_s,
+            res = await run_sandboxed(argv, workdir=work, readonly=readonly, timeout_s=timeout,
                                       limits=cfg.limits, pin_cpu=pin_cpu,
                                       hidden=private_paths(exp))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return self._interpret(res, cases, check_nonce)
+        return self._interpret(res, cases, check_nonce, timeout)
 
-    def _interpret(self, res: SandboxResult, cases: list[str], nonce: str | None) -> Evaluation:
-        limits, timeout = self.config.limits, self.config.evaluate.timeout_s
+    def _interpret(self, res: SandboxResult, cases: list[str], nonce: str | None, timeout: float) -> Evaluation:
+        limits = self.config.limits
         log = _log_of(res)
 
         def failed(outcome: Outcome, reason: str, results: dict[str, CaseResult] | None = None) -> Evaluation:

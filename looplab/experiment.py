@@ -10,13 +10,16 @@ import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from looplab import filesets
 from looplab.executors.resources import ResourcesConfig
 from looplab.reference import Reference, read_reference
+
+if TYPE_CHECKING:
+    from looplab.compat import PeerFolder
 
 
 class UserError(Exception):
@@ -47,8 +50,15 @@ class BuildConfig(_Section):
 class EvaluateConfig(_Section):
     # Placeholders: {candidate} {workdir} {experiment} {binary} {seed} {cases}
     command: str = ""
-    timeout_s: float = Field(default=120, gt=0)
-    evaluator: str = ""  # OpenEvolve-style Python file with evaluate(program_path) -> dict
+    timeout_s: float = Field(default=120, gt=0)  # an evaluator file: per call (each cascade stage)
+    # A Python evaluator file instead of a command, run with the experiment folder as working directory:
+    # "openevolve": evaluate(program_path) -> dict or EvaluationResult; "shinka": evaluate.py run as
+    # `python evaluate.py --program_path P --results_dir D`, writing metrics.json and correct.json.
+    evaluator: str = ""
+    evaluator_style: Literal["openevolve", "shinka"] = "openevolve"
+    # openevolve: thresholds of a cascade (evaluate_stage1, 2, 3): a stage's combined_score at or above
+    # cascade[i] lets stage i+2 run. Empty: evaluate() alone.
+    cascade: list[float] = Field(default_factory=list, max_length=3)
 
 
 class CasesConfig(_Section):
@@ -177,6 +187,7 @@ class Experiment:
 
     root: Path
     config: ExperimentConfig
+    peer: PeerFolder | None = None  # an OpenEvolve or Shinka folder read without experiment.toml
 
     @property
     def name(self) -> str:
@@ -214,6 +225,8 @@ class Experiment:
 
     @property
     def task_text(self) -> str:
+        if self.peer is not None and self.peer.task is not None:
+            return self.peer.task  # e.g. OpenEvolve's prompt.system_message
         p = self.root / self.config.target.task
         return p.read_text() if p.is_file() else ""
 
@@ -273,18 +286,23 @@ def load_experiment(path: str | Path) -> Experiment:
     if not root.is_dir():
         raise UserError(f"{path}: no such experiment folder (fix: pass a folder holding experiment.toml)")
     toml_path = root / "experiment.toml"
+    peer = None
     if toml_path.is_file():
         try:
             raw = tomllib.loads(toml_path.read_text())
         except tomllib.TOMLDecodeError as e:
             raise UserError(f"{toml_path}: not valid TOML: {e} (fix: correct the syntax)") from None
-    elif openevolve_program(root):
-        raw = openevolve_config(root)
     else:
-        raise UserError(
-            f"{toml_path}: missing (fix: create it, e.g. with `looplab new NAME`, "
-            "or use an OpenEvolve folder with initial_program.* and evaluator.py)"
-        )
+        from looplab import compat
+
+        peer = compat.detect(root)
+        if peer is None:
+            raise UserError(
+                f"{toml_path}: missing (fix: create it, e.g. with `looplab new NAME`, or use an OpenEvolve "
+                "folder (initial_program.* and evaluator.py) or a ShinkaEvolve one (initial.* and evaluate.py))"
+            )
+        raw = peer.config
+        toml_path = root / (peer.source or "")  # errors name the settings file the folder has
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -293,7 +311,7 @@ def load_experiment(path: str | Path) -> Experiment:
         raise UserError(
             f"{toml_path}: field '{_field_path(err['loc'])}': {err['msg']}{more} (fix: {_fix_hint(err)})"
         ) from None
-    exp = Experiment(root=root, config=config)
+    exp = Experiment(root=root, config=config, peer=peer)
     _check_files(exp, toml_path)
     return exp
 
@@ -367,25 +385,7 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
 
 
 def openevolve_program(root: Path) -> Path | None:
-    """OpenEvolve's folder shape: initial_program.<ext> beside evaluator.py."""
-    if not (root / "evaluator.py").is_file():
-        return None
-    for ext, _lang in (("py", "python"), ("c", "c")):
-        if (root / f"initial_program.{ext}").is_file():
-            return root / f"initial_program.{ext}"
-    return None
+    """OpenEvolve's folder shape: initial_program.<ext> beside evaluator.py (see looplab/compat/openevolve.py)."""
+    from looplab.compat import openevolve
 
-
-def openevolve_config(root: Path) -> dict:
-    """The experiment.toml an OpenEvolve folder implies: evaluator.py's combined_score, higher is better."""
-    program = openevolve_program(root)
-    assert program is not None
-    language = "python" if program.suffix == ".py" else "c"
-    task = "EXPERIMENT.md" if (root / "EXPERIMENT.md").is_file() else "README.md"
-    return {
-        "name": root.name,
-        "target": {"language": language, "baseline": program.name, "task": task},
-        "evaluate": {"evaluator": "evaluator.py", "timeout_s": 300},
-        "objective": {"direction": "maximize", "unit": "score", "rounds": 1, "max_rounds": 1},
-        "screen": {"allowed_imports": None} if language == "python" else {},
-    }
+    return openevolve.program(root)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from looplab.experiment import ScreenConfig
-from looplab.extract import BLOCK_START, outside_evolve_blocks, strip_c_comments_and_strings
+from looplab.extract import BLOCK_END, BLOCK_START, outside_evolve_blocks, strip_c_comments_and_strings
 from looplab.records import Outcome
 
 # Always refused in C candidates: escapes from the sandbox contract, whatever the experiment says.
@@ -56,21 +56,48 @@ class ScreenVerdict:
 def screen(source: str, *, language: str, policy: ScreenConfig, baseline: str = "") -> ScreenVerdict | None:
     """None when the candidate passes; otherwise the first rule it breaks.
 
-    baseline: when it marks an EVOLVE-BLOCK, code outside the markers must stay as it is.
+    baseline: when it marks an EVOLVE-BLOCK, code outside the markers must stay as it is, and only the
+    model's change is screened: the code inside the markers (what the starting program had outside them
+    is not held against the candidate) and, in Python, only what the starting program's own block did not
+    already do (an import or a name its author used there).
     """
-    if BLOCK_START in baseline and outside_evolve_blocks(source) != outside_evolve_blocks(baseline):
+    region = BLOCK_START in baseline
+    if region and outside_evolve_blocks(source) != outside_evolve_blocks(baseline):
         return _reject("evolve-block", "changes code outside EVOLVE-BLOCK-START/END; edit only inside the markers")
     size = len(source.encode())
     if size > policy.max_bytes:
         return _reject("max_bytes", f"candidate is {size} bytes; the limit is {policy.max_bytes}")
+    judged = inside_blocks(source) if region else source
     for pattern in policy.forbidden_patterns:
-        if re.search(pattern, source, re.M):
+        if re.search(pattern, judged, re.M):
             return _reject("forbidden pattern", f"matches forbidden pattern /{pattern}/")
     if language == "c":
-        return _screen_c(source, policy)
+        return _screen_c(judged, policy)
     if language == "python":
-        return _screen_python(source, policy)
+        if not region:
+            return _screen_python(source, policy)
+        return _screen_python(source, policy, lines=block_lines(source),
+                              tolerated=_python_findings_of(baseline, policy))
     return None  # other languages: the language-neutral rules above, then the build and the harness
+
+
+def block_lines(source: str) -> set[int]:
+    """Line numbers (1-based) strictly between EVOLVE-BLOCK-START and EVOLVE-BLOCK-END markers."""
+    lines, inside = set(), False
+    for number, line in enumerate(source.splitlines(), 1):
+        if BLOCK_START in line:
+            inside = True
+        elif BLOCK_END in line:
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines
+
+
+def inside_blocks(source: str) -> str:
+    """The source with every line outside the EVOLVE-BLOCKs (markers included) blanked: line numbers hold."""
+    keep = block_lines(source)
+    return "\n".join(line if n in keep else "" for n, line in enumerate(source.splitlines(), 1))
 
 
 def _reject(rule: str, reason: str) -> ScreenVerdict:
@@ -189,13 +216,30 @@ def _include_problem(name: str, rest: str, policy: ScreenConfig) -> ScreenVerdic
     return None
 
 
-def _screen_python(source: str, policy: ScreenConfig) -> ScreenVerdict | None:
+def _screen_python(source: str, policy: ScreenConfig, *, lines: set[int] | None = None,
+                   tolerated: frozenset[tuple[str, str]] = frozenset()) -> ScreenVerdict | None:
+    """The first rule the code breaks on `lines` (all when None) that is not `tolerated`."""
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         return ScreenVerdict(Outcome.COMPILE_ERROR, "syntax", f"SyntaxError: {e.msg} (line {e.lineno})")
+    return next((v for v in _python_findings(tree, policy, lines) if (v.rule, v.reason) not in tolerated), None)
+
+
+def _python_findings_of(baseline: str, policy: ScreenConfig) -> frozenset[tuple[str, str]]:
+    """What the starting program's own EVOLVE-BLOCK already does that the screen would refuse."""
+    try:
+        tree = ast.parse(baseline)
+    except SyntaxError:
+        return frozenset()
+    return frozenset((v.rule, v.reason) for v in _python_findings(tree, policy, block_lines(baseline)))
+
+
+def _python_findings(tree: ast.AST, policy: ScreenConfig, lines: set[int] | None):
     forbidden_names = set(PY_ALWAYS_FORBIDDEN_NAMES) | set(policy.forbidden_identifiers)
     for node in ast.walk(tree):
+        if lines is not None and getattr(node, "lineno", None) not in lines:
+            continue
         modules: list[str] = []
         if isinstance(node, ast.Import):
             modules = [a.name for a in node.names]
@@ -204,16 +248,15 @@ def _screen_python(source: str, policy: ScreenConfig) -> ScreenVerdict | None:
         for module in modules:
             verdict = _check_import(module, policy)
             if verdict:
-                return verdict
+                yield verdict
         if isinstance(node, ast.Name) and node.id in forbidden_names:
-            return _reject("forbidden identifier", f"uses `{node.id}`, which is forbidden here")
+            yield _reject("forbidden identifier", f"uses `{node.id}`, which is forbidden here")
         attrs = [node.attr] if isinstance(node, ast.Attribute) else []
         if isinstance(node, ast.MatchClass):  # `case object(__class__=c)` reads an attribute too
             attrs = list(node.kwd_attrs)
         for attr in attrs:
             if (attr in forbidden_names or attr.startswith("__")) and attr not in ("__init__", "__name__"):
-                return _reject("forbidden identifier", f"uses attribute `{attr}`, which is forbidden here")
-    return None
+                yield _reject("forbidden identifier", f"uses attribute `{attr}`, which is forbidden here")
 
 
 def _check_import(module: str, policy: ScreenConfig) -> ScreenVerdict | None:
