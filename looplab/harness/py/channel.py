@@ -25,6 +25,7 @@ from looplab.harness.py import confine
 WORKER = Path(__file__).with_name("worker.py")
 HEADER = 4
 _RUN_MARK = "LOOPLAB_SANDBOX_RUN"  # lets the sandbox sweep the worker too; carries nothing secret
+_LOADING = "while loading the candidate"
 
 
 class CaseFailed(Exception):
@@ -53,35 +54,43 @@ class Worker:
     """One worker process holding the candidate, for one case."""
 
     def __init__(self, source: bytes, target: str, imports: list[str], timeout_s: float, reply_cap: int):
+        """Start the worker and send it the candidate; wait_loaded() waits for it to be ready."""
         self.timeout_s, self.reply_cap = timeout_s, reply_cap
         cmd_r, self._cmd = os.pipe()
         self._reply, reply_w = os.pipe()
         env = {_RUN_MARK: os.environ[_RUN_MARK]} if _RUN_MARK in os.environ else {}
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(WORKER), str(cmd_r), str(reply_w)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(cmd_r, reply_w), env=env)
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER), str(cmd_r), str(reply_w)],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, pass_fds=(cmd_r, reply_w), env=env)
         finally:
             os.close(cmd_r)
             os.close(reply_w)
         os.set_blocking(self._cmd, False)
         os.set_blocking(self._reply, False)
         self._clock = ((~self.proc.pid) << 3) | 2  # the worker's process CPU clock (CPUCLOCK_SCHED)
+        self._loaded = False
+        self._deadline = time.monotonic() + timeout_s
         setup = {"source": source, "target": target, "imports": imports,
                  "path": [p for p in sys.path if p], "bpf": confine.worker_filter(cmd_r, reply_w),
                  "seccomp": confine.seccomp_syscall()}
-        self._loaded(setup)
+        self._send(marshal.dumps(setup), self._deadline, _LOADING)
 
-    def _loaded(self, setup: dict) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        self._send(marshal.dumps(setup), deadline, "while loading the candidate")
-        reply = decode(self._receive(deadline, "while loading the candidate"), "loading the candidate")
-        if reply.get("loaded") is True:
-            self._check_confined()
+    def wait_loaded(self) -> None:
+        """Return once the candidate is loaded in the confined worker; CaseFailed (worker ended) if not."""
+        if self._loaded:
             return
-        if "error" in reply:
-            raise CaseFailed(str(reply["error"])[:500], "crash")
-        raise CaseFailed(f"the worker answered {repr(reply)[:60]} while loading the candidate")
+        try:
+            reply = decode(self._receive(self._deadline, _LOADING), _LOADING)
+            if reply.get("loaded") is not True:
+                if "error" in reply:
+                    raise CaseFailed(str(reply["error"])[:500], "crash")
+                raise CaseFailed(f"the worker answered {repr(reply)[:60]} {_LOADING}")
+            self._check_confined()
+        except CaseFailed:
+            self.close()
+            raise
+        self._loaded = True
 
     def _check_confined(self) -> None:
         """Trust, but verify from outside: the filter is in force and nothing runs beside it."""
@@ -97,6 +106,7 @@ class Worker:
 
     def call(self, batch: bytes, call: int) -> Timed:
         """Send one batch and wait for its reply, timed; CaseFailed when the worker misbehaves."""
+        self.wait_loaded()
         when = f"during call {call}"
         if select.select([self._reply], [], [], 0)[0]:
             raise CaseFailed(f"the worker wrote a reply before call {call} was sent")

@@ -8,11 +8,11 @@ system call with any arguments (ctypes, or a bytecode exploit): this filter is t
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import errno
 import os
 from functools import cache
-
-import pyseccomp as sc
+from types import ModuleType
 
 PROT_EXEC = 0x4
 # Pure Python needs memory, signals' bookkeeping, clocks, entropy and exit; nothing reaches out.
@@ -29,6 +29,31 @@ _KILLED = (
 )
 
 
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
+@cache
+def _pyseccomp() -> ModuleType:
+    """pyseccomp, imported without its two `ldconfig -p` runs (30 ms of every evaluation)."""
+    found = ctypes.util.find_library
+
+    def find(name: str) -> str | None:
+        if name in _SONAMES:
+            try:
+                ctypes.CDLL(_SONAMES[name])
+                return _SONAMES[name]
+            except OSError:
+                pass
+        return found(name)
+
+    ctypes.util.find_library = find
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = found
+    return pyseccomp
+
+
 @cache
 def worker_filter(cmd_fd: int, reply_fd: int) -> bytes:
     """BPF for a worker that reads commands on cmd_fd and writes replies on reply_fd (and logs to 2).
@@ -37,6 +62,7 @@ def worker_filter(cmd_fd: int, reply_fd: int) -> bytes:
     ("can't start new thread"), socket, pipe, dup, fcntl, ioctl, prctl, setrlimit, mmap/mprotect
     with PROT_EXEC, io_uring, bpf, perf_event_open, ...
     """
+    sc = _pyseccomp()
     f = sc.SyscallFilter(sc.ERRNO(errno.EPERM))
     for name in _ALLOWED:
         f.add_rule(sc.ALLOW, name)
@@ -65,6 +91,7 @@ def worker_filter(cmd_fd: int, reply_fd: int) -> bytes:
 @cache
 def seccomp_syscall() -> int:
     """The seccomp(2) number on this machine (the worker installs with it, to sync every thread)."""
+    sc = _pyseccomp()
     return sc.resolve_syscall(sc.Arch.NATIVE, "seccomp")
 
 

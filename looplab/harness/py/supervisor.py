@@ -142,33 +142,56 @@ def _verify(h: Harness, batch: Inputs, results: list, call: int) -> None:
                              f"{wrong} on call {call}")
 
 
-def run_case(h: Harness, opts: Options, source: bytes, imports: list[str], case: str) -> dict:
-    make = h.cases.get(case)
-    if make is None:
-        return {"case": case, "ok": False, "error": "unknown case"}
-    worker = None
+Pending = Worker | CaseFailed | None  # the next case's worker, started ahead, or why it could not start
+
+
+def _start(h: Harness, opts: Options, source: bytes, imports: list[str], case: str | None) -> Pending:
+    if case is None or case not in h.cases:
+        return None
     try:
-        try:
-            worker = Worker(source, h.target, imports, opts.call_timeout_s, h.reply_cap)
-        except OSError as e:
-            raise CaseFailed(f"cannot start the worker: {e}", "crash") from None
+        return Worker(source, h.target, imports, opts.call_timeout_s, h.reply_cap)
+    except OSError as e:
+        return CaseFailed(f"cannot start the worker: {e}", "crash")
+    except CaseFailed as f:
+        return f
+
+
+def run_case(h: Harness, opts: Options, case: str, worker: Pending,
+             start_next: Callable[[], Pending]) -> tuple[dict, Pending]:
+    """One case in its own worker: (result line, the next case's worker if it was started here).
+
+    The next worker starts during this case's warm-up call and is loaded before the first timed
+    call, so its start-up cost is hidden without disturbing any sample."""
+    nxt: Pending = None
+    try:
+        if h.cases.get(case) is None:
+            return {"case": case, "ok": False, "error": "unknown case"}, nxt
+        if isinstance(worker, CaseFailed):
+            raise worker
+        worker.wait_loaded()
+        nxt = start_next()
         samples: list[float] = []
         reps, call, n = 1, 0, 0
         while call < reps + 1:
             call += 1
-            batch = make(_rng(opts, case, call))  # fresh inputs every call, made only now
+            batch = h.cases[case](_rng(opts, case, call))  # fresh inputs every call, made only now
             timed = worker.call(marshal.dumps(batch), call)
             _verify(h, batch, _results(h, timed, batch, call), call)
             n = len(batch)
             if call == 1:  # warm-up: sizes the number of timed calls
                 reps = min(max(3, min(10, int(h.budget_s * 1e9) // max(timed.wall_ns, 1))), opts.max_reps)
+                if isinstance(nxt, Worker):
+                    try:
+                        nxt.wait_loaded()
+                    except CaseFailed as f:
+                        nxt = f
             else:
                 samples.append(timed.wall_ns / 1000.0)
-        return {"case": case, "ok": True, "samples_us": samples, "inputs": n}
+        return {"case": case, "ok": True, "samples_us": samples, "inputs": n}, nxt
     except CaseFailed as f:
-        return {"case": case, "ok": False, "error": f.error, "failure": f.failure}
+        return {"case": case, "ok": False, "error": f.error, "failure": f.failure}, nxt
     finally:
-        if worker is not None:
+        if isinstance(worker, Worker):
             worker.close()
 
 
@@ -184,10 +207,17 @@ def main(target: str, cases: Mapping[str, MakeInputs], check: Check, *, imports:
     source = opts.candidate.read_bytes()
     wanted = list(dict.fromkeys([*BASE_IMPORTS, *h.imports]))
     out = sys.stdout
-    for case in opts.cases:
-        line = run_case(h, opts, source, wanted, case)
+    cases = opts.cases
+    pending: Pending = None
+    for i, case in enumerate(cases):
+        if pending is None:  # not started ahead (the previous case failed early)
+            pending = _start(h, opts, source, wanted, case)
+        following = cases[i + 1] if i + 1 < len(cases) else None
+        line, pending = run_case(h, opts, case, pending, lambda c=following: _start(h, opts, source, wanted, c))
         if opts.nonce is not None:
             line = {"case": line["case"], "nonce": opts.nonce, **line}
         out.write(json.dumps(line) + "\n")
         out.flush()
+    if isinstance(pending, Worker):
+        pending.close()
     return 0
