@@ -43,6 +43,13 @@ def workspace(exp: Experiment, dest: Path) -> None:
             shutil.copy2(src, dst)
 
     shutil.copytree(exp.root, dest, ignore=skipped, copy_function=copy, symlinks=True, dirs_exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(dest):  # writable by the sandbox's throw-away user too
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o777)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o666)
 
 
 def argv(exp: Experiment, workdir: Path, candidate: Path, nonce: str) -> list[str]:
