@@ -13,7 +13,7 @@ build's own compile of {candidate} (`-E -H`), compiles it alone (`-c`) and lists
    denied pragma;
 4. object: it exports only the target, has no .init/.fini/.init_array/.preinit_array/.ctors/.dtors
    section, no IFUNC symbol (ifunc, target_clones), no data in an executable section, no executable
-   stack, and imports only allowed symbols (DEFAULT_SYMBOLS and [screen] allowed_symbols).
+   stack, and imports only allowed symbols (looplab/object_screen.py).
 
 A reason names only what the candidate wrote; diagnostics() keeps compiler messages about the
 candidate and drops what other files would show. This is a filter, not the defence: the worker's
@@ -23,15 +23,14 @@ seccomp allowlist is.
 from __future__ import annotations
 
 import codecs
-import fnmatch
 import os
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 
 from looplab.experiment import Experiment, ScreenConfig
 from looplab.extract import strip_c_comments_and_strings
+from looplab.object_screen import SYSCALL_INSN, Finding, object_problem
 from looplab.records import Outcome
 from looplab.screen import (
     C_ASM,
@@ -61,37 +60,10 @@ _PAIRED_KEEP = {"-I", "-D", "-U", "-include", "-imacros", "-isystem", "-iquote",
 _PAIRED_DROP = {"-o", "-MF", "-MT", "-MQ", "-L", "-l", "-Xlinker", "-Xassembler", "-T", "-u", "-z", "-e"}
 _DROP = re.compile(r"^(-c|-S|-E|-M[MDGP]*|-o.+|-l.+|-L.+|-Wl,.*|-Wa,.*|-W.*|-w|-shared|-static.*|-pie|-no-pie|"
                    r"-rdynamic|-s|-v|-H|-pipe|-save-temps.*|-fsyntax-only|-f(no-)?(fat-)?lto.*)$")
-_INIT_SECTIONS = re.compile(r"^\.(init|fini|init_array|fini_array|preinit_array|ctors|dtors)(\.|$)")
 _MARKER = re.compile(r'^# (\d+) "((?:\\.|[^"\\])*)"((?: \d+)*)\s*$')
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _ASM_FILE_READ = re.compile(r"\.(incbin|include)\b", re.I)
-_SYSCALL_INSN = r"syscall|sysenter|int +\$0x80|svc|ecall"  # in objdump -d output: x86, arm64, riscv
 
-# What a pure compute kernel may import: libm, the string functions compilers emit and call,
-# a few stdlib helpers, and compiler runtime helpers.
-_MATH = """acos asin atan atan2 cos sin tan acosh asinh atanh cosh sinh tanh exp exp2 exp10 expm1 log log2
-log10 log1p logb ilogb pow sqrt cbrt hypot fabs fmod remainder remquo fma fmax fmin fdim ceil floor trunc
-round lround llround rint lrint llrint nearbyint copysign nan frexp ldexp scalbn scalbln modf erf erfc
-tgamma lgamma nextafter nexttoward sincos significand""".split()
-_STRING = """memcpy memmove memset memcmp memchr memrchr mempcpy bcmp strlen strnlen strcmp strncmp strchr
-strrchr strstr strspn strcspn strpbrk strcpy strncpy stpcpy strcat strncat""".split()
-_STDLIB = "abs labs llabs div ldiv lldiv qsort bsearch".split()
-_RUNTIME = """__stack_chk_fail __stack_chk_fail_local __stack_chk_guard _GLOBAL_OFFSET_TABLE_ __cpu_model
-__cpu_features2 __cpu_indicator_init""".split()
-DEFAULT_SYMBOLS = frozenset(
-    [f + s for f in _MATH for s in ("", "f", "l")] + [f"__{f}{s}_finite" for f in _MATH for s in ("", "f", "l")]
-    + [f"__{f}{s}" for f in ("fpclassify", "isnan", "isinf", "finite", "signbit") for s in ("", "f", "l")]
-    + _STRING + [f"__{f}_chk" for f in _STRING] + _STDLIB + _RUNTIME)
-_LIBMVEC = re.compile(r"^_ZGV[a-zA-Z]N\d+[a-z\d]*_(\w+?)f?$")  # vectorised libm (glibc libmvec)
-_LIBGCC = re.compile(r"^__(u?(div|mod|mul|neg|cmp)|pow|floatun|float|fixuns|fix|extend|trunc|bswap|clz|ctz|ffs|"
-                     r"parity|popcount|ashl|ashr|lshr|add|sub|abs|eq|ne|lt|le|gt|ge|unord)[a-z]*\d$")
-ALLOWED_SUMMARY = "math.h functions, mem*/str* string functions, abs/div/qsort/bsearch, compiler helpers"
-
-
-@dataclass
-class Finding:
-    outcome: Outcome  # SCREEN_REJECTED or COMPILE_ERROR
-    reason: str
 
 
 def compile_flags(command: str, values: dict[str, str]) -> tuple[str, list[str], list[str]]:
@@ -157,7 +129,7 @@ def script(cc: str, flags: list[str], path: str) -> str:
             f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
             "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
             "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; echo @@code; "
-            f"objdump -d --no-show-raw-insn screen.o | grep -wE {q(_SYSCALL_INSN)} | head -n 1; }} > screen.obj; exit 0")
+            f"objdump -d --no-show-raw-insn screen.o | grep -wE {q(SYSCALL_INSN)} | head -n 1; }} > screen.obj; exit 0")
 
 
 def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
@@ -179,7 +151,7 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
             return finding, log
     if read["screen.rc"].strip() != "0" or not read["screen.obj"]:
         return Finding(Outcome.COMPILE_ERROR, first_errors(log)), log
-    return _object_problem(read["screen.obj"], exp.target, policy, imports=ENFORCE_POLICY), log
+    return object_problem(read["screen.obj"], exp.target, policy, imports=ENFORCE_POLICY), log
 
 
 def _read(path: Path) -> str:
@@ -296,71 +268,6 @@ def _string_text(own: list[tuple[int, str]]) -> str:
     text = re.sub(r'"\s*"', "", text)  # "a" "b" is "ab"
     literals = re.findall(r'"((?:\\.|[^"\\\n])*)"', text)
     return "\n".join(codecs.decode(lit, "unicode_escape", errors="replace") for lit in literals)
-
-
-def _object_problem(listing: str, target: str, policy: ScreenConfig, *, imports: bool) -> Finding | None:
-    undefined, _, rest = listing.partition("@@defined")
-    defined, _, rest = rest.partition("@@sections")
-    sections_text, _, rest = rest.partition("@@symbols")
-    symbols_text, _, code = rest.partition("@@code")
-    if imports and code.strip():
-        return _rejected(f"makes a system call itself (`{code.split(':', 1)[-1].strip()[:60]}`); "
-                         "a candidate may not make system calls")
-    sections = _sections(sections_text)
-    for name, flags in sections.values():
-        if _INIT_SECTIONS.match(name):
-            return _rejected(f"defines a constructor, destructor or load-time code (section {name}); "
-                             f"only {target} may run")
-        if name == ".note.GNU-stack" and "X" in flags:
-            return _rejected("needs an executable stack (a nested function?); write a static helper instead")
-        if "W" in flags and "X" in flags:
-            return _rejected(f"makes a writable and executable section {name}")
-    for sym in symbols_text.splitlines():
-        parts = sym.split()
-        if len(parts) < 8 or not parts[0].endswith(":"):
-            continue
-        kind, ndx, name = parts[3], parts[6], parts[7]
-        if kind == "IFUNC":
-            return _rejected(f"makes `{name}` an ifunc (ifunc or target_clones: a resolver runs at load time); "
-                             "choose the code path inside the function")
-        if kind in ("OBJECT", "TLS", "COMMON") and ndx.isdigit() and "X" in sections.get(int(ndx), ("", ""))[1]:
-            return _rejected(f"places data `{name}` in an executable section; code must come from the compiler")
-    for line in defined.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] != target:
-            return _rejected(f"defines exported symbol {parts[0]}; only {target} may be exported (make helpers static)")
-    for line in undefined.splitlines() if imports else []:
-        parts = line.split()
-        if len(parts) >= 2 and not symbol_allowed(parts[0], policy):
-            extra = ", ".join(policy.allowed_symbols)
-            allowed = ALLOWED_SUMMARY + (f", {extra}" if extra else "")
-            return _rejected(f"calls `{parts[0]}`, which a candidate may not call (allowed: {allowed})")
-    return None
-
-
-def _rejected(reason: str) -> Finding:
-    return Finding(Outcome.SCREEN_REJECTED, reason)
-
-
-def _sections(text: str) -> dict[int, tuple[str, str]]:
-    """readelf -SW: index → (name, flags)."""
-    out: dict[int, tuple[str, str]] = {}
-    pattern = (r"^\s*\[\s*(\d+)\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+"
-               r"([A-Za-z]*)\s+\d+\s+\d+\s+\d+\s*$")
-    for m in re.finditer(pattern, text, re.M):
-        out[int(m.group(1))] = (m.group(2), m.group(4))
-    return out
-
-
-def symbol_allowed(name: str, policy: ScreenConfig) -> bool:
-    """May the candidate's object import this symbol?"""
-    name = name.split("@")[0]
-    if name in DEFAULT_SYMBOLS or _LIBGCC.match(name):
-        return True
-    m = _LIBMVEC.match(name)
-    if m and m.group(1) in _MATH:
-        return True
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in policy.allowed_symbols)
 
 
 # --- compiler messages shown to the model ---

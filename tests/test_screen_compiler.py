@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab import compiler_screen
+from looplab import compiler_screen, object_screen
 from looplab.build import Build
 from looplab.evaluate import Evaluator
 from looplab.experiment import Experiment, ScreenConfig, load_experiment
@@ -164,6 +164,10 @@ TRICKS = [
      ["clock_gettime"]),
     ("weak reference", "extern int open(const char*, int) __attribute__((weak));\n"
      + KERNEL.replace("{ for", "{ if (open) open(\"x\", 0); for"), ["calls `open`", "may not call"]),
+    ("weakref", "static int my_open(const char*, int) __attribute__((weakref(\"open\")));\n"
+     + KERNEL.replace("{ for", "{ my_open(\"x\", 0); for"), ["calls `open`"]),
+    ("section of its own", "__attribute__((section(\".got\"), used)) static void* slot = 0;\n" + KERNEL,
+     ["section of its own (.got)"]),
     ("#pragma weak", "#pragma weak open\nint open(const char*, int);\n"
      + KERNEL.replace("{ for", "{ open(\"x\", 0); for"), ["#pragma weak"]),
     ("#pragma redefine_extname", "#pragma redefine_extname my_open open\nint my_open(const char*, int);\n"
@@ -305,10 +309,12 @@ def test_diagnostics_keep_the_candidate_and_drop_other_files() -> None:
 @pytest.mark.parametrize("name, ok", [
     ("memcpy", True), ("expf", True), ("__stack_chk_fail", True), ("__udivti3", True), ("_ZGVdN8v_expf", True),
     ("sqrt@GLIBC_2.2.5", True), ("open", False), ("printf", False), ("malloc", False), ("__clear_cache", False),
-    ("_ZGVdN8v_system", False), ("environ", False),
+    ("_ZGVdN8v_system", False), ("environ", False), ("__floatuntisf", True), ("__fixunssfti", True),
+    ("__udivmodti4", True), ("__extendhfsf2", True), ("__mulsc3", True), ("__enable_execute_stack", False),
+    ("__morestack", False),
 ])
 def test_default_symbol_allowlist(name: str, ok: bool) -> None:
-    assert compiler_screen.symbol_allowed(name, ScreenConfig()) is ok
+    assert object_screen.symbol_allowed(name, ScreenConfig()) is ok
 
 
 def test_the_screen_leaves_no_files_and_no_include_tree_in_the_log(exp: Experiment) -> None:
