@@ -99,3 +99,13 @@ def test_splices_and_digraphs_keep_line_numbers_and_strings_stay():
 def test_python_attribute_reads_by_pattern_or_by_name_are_refused(source):
     verdict = screen(source, language="python", policy=ScreenConfig(allowed_imports=["operator"]))
     assert verdict is not None and verdict.rule == "forbidden identifier", verdict
+
+
+def test_macros_may_not_come_before_an_include_but_feature_test_macros_may():
+    verdict = screen("#define BLOCK 64\n#include <math.h>\n" + OK_C, language="c", policy=POLICY)
+    assert verdict is not None and verdict.rule == "macro before include" and "#define BLOCK" in verdict.reason
+    verdict = screen("#include <math.h>\n#undef sqrtf\n#include <string.h>\n" + OK_C, language="c", policy=POLICY)
+    assert verdict is not None and verdict.rule == "macro before include"
+    for macro in ("_GNU_SOURCE", "_POSIX_C_SOURCE 200809L", "__STDC_WANT_IEC_60559_TYPES_EXT__", "NDEBUG"):
+        assert screen(f"#define {macro}\n#include <math.h>\n" + OK_C, language="c", policy=POLICY) is None
+    assert screen("#include <math.h>\n#define BLOCK 64\n" + OK_C, language="c", policy=POLICY) is None
