@@ -1,12 +1,14 @@
 """Build one candidate in the sandbox, cached by source hash under .looplab/build/<hash>/.
 
-For C, the sandboxed build first screens what the compiler sees (looplab/compiler_screen.py), with
-the flags of the build's own compile of {candidate}: the candidate's direct includes must be allowed
-system headers; its preprocessed lines must not name a forbidden identifier or an asm statement
-(unless [screen] allow_asm); the object, compiled alone, must export only the target, carry no
-.init/.fini/constructor sections or ifunc symbols, and import only allowed symbols (libm, mem*/str*,
-compiler helpers, [screen] allowed_symbols). Compiler messages shown to the model concern the
-candidate only: no other file's text comes back in a reason or a log.
+For a C file, the sandboxed build first screens what the compiler sees (looplab/compiler_screen.py,
+looplab/object_screen.py), with the flags of the build's own compile of {candidate}, the same path
+and the same fixed SOURCE_DATE_EPOCH as the build: the candidate's direct includes (gcc -H) must be
+allowed system headers; its preprocessed lines must not name a forbidden identifier or an asm
+statement (unless [screen] allow_asm) nor probe files (__has_include, poisoned); the object, compiled
+alone, must export only the target, carry no .init/.fini/constructor or home-made sections, ifunc
+symbols, executable data or system call instructions, and import only allowed symbols (libm,
+mem*/str*, compiler helpers, [screen] allowed_symbols). Compiler messages shown to the model, in a
+reason or in the log, concern the candidate only: no other file's text comes back.
 """
 
 from __future__ import annotations
