@@ -1,7 +1,7 @@
 """Hostile candidates, each a model reply as a model might write it, through the real judge.
 
-No static screen runs here: the sandbox, the build's symbol check, the protocol reader and the
-adversarial harness must stop them on their own (defence in depth). Every one is rejected with a
+No static screen policy runs here: the sandbox, the build's symbol check, the protocol reader, the
+trusted supervisor and the worker's seccomp filter must stop them on their own (defence in depth). Every one is rejected with a
 meaningful outcome, nothing escapes, and afterwards the same evaluator still accepts a genuinely
 faster candidate and still refuses the baseline re-spelled.
 """
@@ -53,11 +53,20 @@ def run_judge(exp: Experiment, source: str) -> Verdict:
 
 
 def leftovers(exp: Experiment) -> list[str]:
-    """Processes still running anything from the experiment folder (a fork bomb's children, ...)."""
+    """Processes still running anything from the experiment folder (a fork bomb's children, a worker: its
+    argv is only "looplab-worker", but its executable is in the build folder, ...)."""
     found = []
     for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
         try:
-            if p.isdigit() and str(exp.root) in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace"):
+            if str(exp.root) in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(p)
+                continue
+        except OSError:
+            pass
+        try:
+            if os.readlink(f"/proc/{p}/exe").startswith(str(exp.root)):
                 found.append(p)
         except OSError:
             pass
@@ -95,6 +104,65 @@ def test_hostile_candidate_is_rejected(exp: Experiment, name: str, outcomes: set
     assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
     assert "n61" not in v.decision.reason
     assert leftovers(exp) == []
+
+
+# Written against the harness that shared a process with the candidate (each of them fooled it or would
+# have), and against the supervisor/worker split itself: forged result lines, forged timings, predicted
+# inputs and checks, hidden parallelism, holdout recognition, and the stop-based call protocol.
+CHEATS = [
+    # forged result lines: the worker holds no result channel and may not write to stdout
+    ("forge_lines_exit", {Outcome.INVALID}, "forbidden system call write during call 1"),
+    ("forge_dup2_stdout", {Outcome.INVALID}, "forbidden system call dup2 during call 1"),
+    ("forge_on_stderr", {Outcome.INVALID}, "is wrong, expected"),
+    # forged timings: the clock and the start time live in the supervisor
+    ("hook_clock_rwx", {Outcome.INVALID}, "forbidden system call mprotect during call 1"),
+    # predicted inputs and checks: no seed in the worker, a keyed generator, checks drawn after the call
+    ("predict_from_cmdline", {Outcome.INVALID}, "forbidden system call openat during call 1"),
+    ("predict_from_argv", {Outcome.INVALID}, "is wrong, expected"),
+    # hidden parallelism: no threads, no processes, no limits to change
+    ("threads_joined", {Outcome.INVALID}, "forbidden system call"),
+    ("clone_vm", {Outcome.INVALID}, "forbidden system call clone during call 1"),
+    ("raise_nofile", {Outcome.INVALID}, "forbidden system call prlimit64 during call 1"),
+    ("int80_fork", {Outcome.INVALID}, "forbidden system call (another ABI) during call 1"),
+    # holdout recognition: the worker sees no case name, no argv, no parent
+    ("holdout_from_parent", {Outcome.INVALID}, "forbidden system call getppid during call 1"),
+    ("holdout_from_argv", {Outcome.OVERFIT}, "on a hidden holdout case"),
+    # the call protocol: "done" is the worker stopping; verification reads a frozen arena
+    ("early_done", {Outcome.INVALID}, "is wrong, expected"),
+    ("skip_batch", {Outcome.INVALID}, "on call 3"),
+    ("signal_group", {Outcome.INVALID}, "forbidden system call kill during call 1"),
+    ("read_supervisor", {Outcome.INVALID}, "forbidden system call process_vm_readv during call 1"),
+    ("madvise_remove", {Outcome.INVALID}, "forbidden system call madvise during call 1"),
+]
+
+
+@pytest.mark.parametrize("name, outcomes, words", CHEATS, ids=[r[0] for r in CHEATS])
+def test_cheat_against_the_supervisor_is_rejected(exp: Experiment, name: str, outcomes: set[Outcome],
+                                                  words: str) -> None:
+    v = run_judge(exp, hostile_reply(name))
+    assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
+    assert "n61" not in v.decision.reason
+    assert leftovers(exp) == []
+
+
+# Cheats that change nothing the supervisor reads: they are measured at their true speed.
+MEASURED = [
+    "forge_t0",         # moves "start timestamps" on its own stack, and computes the product twice
+    "scribble_header",  # overwrites the shared header page on every call
+]
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_cheat_that_changes_nothing_is_measured_as_it_is(exp: Experiment, name: str) -> None:
+    v = run_judge(exp, hostile_reply(name))
+    assert v.decision.outcome == Outcome.SLOWER, v.decision.reason
+    assert leftovers(exp) == []
+
+
+def test_lines_on_stderr_stay_in_the_log(exp: Experiment) -> None:
+    v = run_judge(exp, hostile_reply("forge_on_stderr"))
+    assert v.decision.outcome == Outcome.INVALID
+    assert '"ok": true' in v.evaluation.log and not any(c.ok for c in v.evaluation.cases.values())
 
 
 DEGRADED = [r for r in REJECTED if r[0] in ("fork_bomb", "memory_bomb", "flood_stdout")]
