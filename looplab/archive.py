@@ -73,8 +73,7 @@ def index_lock(root: Path) -> Path:
 
 def recover_index_lock(root: Path) -> str | None:
     """Remove an index.lock a dead git of looplab's left (see git_lock); a note when one was removed."""
-    lock = index_lock(root)
-    return clear_stale_lock(root, lock) if lock.exists() else None
+    return clear_stale_lock(root, index_lock(root))
 
 
 def _commit(root: Path, paths: list[str], message: str) -> str:

@@ -291,8 +291,12 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # several loops may write at once
-    tmp.write_text(text)
-    os.replace(tmp, path)  # readers never see a half-written file
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)  # readers never see a half-written file
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporaries behind
+        raise
 
 
 def write_memory(store: Store, experiment: Experiment) -> dict:

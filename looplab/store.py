@@ -133,7 +133,8 @@ class Store(LoopRegistry):
         except StoreError as e:
             if e.kind == "locked":
                 with contextlib.suppress(sqlite3.Error):
-                    self._db.execute(f"PRAGMA busy_timeout = {int(AFTER_FAULT_BUSY_S * 1000)}")
+                    wait = min(AFTER_FAULT_BUSY_S, busy_timeout_s())
+                    self._db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             raise
 
     @contextmanager

@@ -18,7 +18,6 @@ from looplab.experiment import UserError
 BUSY_ENV = "LOOPLAB_STORE_BUSY_S"  # how long a write waits for another process's lock (default 30 s)
 DEFAULT_BUSY_S = 30.0
 AFTER_FAULT_BUSY_S = 2.0  # once the store is known to be stuck, last records try only briefly
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class StoreError(UserError):
@@ -129,8 +128,8 @@ def disk_fault(exc: BaseException, root: Path) -> UserError | None:
     where = exc.filename or root
     inside = exc.filename is None or Path(os.path.abspath(exc.filename)).is_relative_to(root.resolve())
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return UserError(f"{where}: no space left on the device ({exc.strerror}) (fix: free space on that file "
-                         "system, then run again; the store keeps every finished attempt)")
+        return UserError(f"{where}: no space left on the device (fix: free space on that file system, then run "
+                         "again; the store keeps every finished attempt)")
     if exc.errno == errno.EROFS or (exc.errno in (errno.EACCES, errno.EPERM) and inside and exc.filename):
         return UserError(f"{where}: cannot write ({exc.strerror}) (fix: make the experiment folder writable for "
                          "this user, or copy it somewhere writable)")

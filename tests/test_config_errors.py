@@ -48,6 +48,7 @@ def assert_user_error(result, *needles):
     ('language = "c"', 'language = "fortran"', ["target.language"]),
     ('[target]', '[target\n', ["not valid TOML"]),
     ('holdout = ["n61"]', 'holdout = ["n96"]', ["cases.holdout"]),
+    ('search = ["n96", "n128", "n160"]', "search = []", ["cases.search", "no search cases"]),
     ("[screen]", '[reference]\nfile = "nope.json"\n[screen]', ["reference.file", "nope.json"]),
     ("[screen]", '[reference]\nfile = "naive.c"\n[screen]', ["reference.file", "not valid JSON"]),
     ("[screen]", '[reference]\nfile = "experiment.toml"\nkey = "gflops"\n[screen]', ["reference.file"]),
@@ -81,3 +82,15 @@ def test_bad_price(exp, price):
 
 def test_missing_candidate_file_for_eval(exp):
     assert_user_error(looplab("eval", str(exp), str(exp / "nope.c")), "nope.c")
+
+
+@pytest.mark.parametrize("flag, value", [("--loop", "-1"), ("--loop", "many"), ("--budget-usd", "-1"),
+                                         ("--budget-usd", "0"), ("--model-timeout", "-1"), ("--model-timeout", "nan"),
+                                         ("--workers", "0")])
+def test_bad_run_options_are_one_line(exp, flag, value):
+    assert_user_error(looplab("run", str(exp), "--model", "command:true", flag, value), flag, value)
+
+
+def test_a_usage_mistake_is_one_line_not_the_usage(exp):
+    assert_user_error(looplab("run"), "experiment")
+    assert_user_error(looplab("frobnicate", str(exp)), "frobnicate")
