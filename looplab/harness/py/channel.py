@@ -171,7 +171,7 @@ class Worker:
             rc = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.close()
-            return CaseFailed(f"the worker closed its reply pipe {when}", "crash")
+            return CaseFailed(f"the worker closed its pipes {when}", "crash")
         if rc < 0:
             hint = " (a forbidden system call)" if -rc == signal.SIGSYS else ""
             return CaseFailed(f"worker killed by {_signal_name(-rc)}{hint} {when}", "crash")

@@ -64,6 +64,7 @@ def worker_filter(cmd_fd: int, reply_fd: int) -> bytes:
     """
     sc = _pyseccomp()
     f = sc.SyscallFilter(sc.ERRNO(errno.EPERM))
+    f.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # x32 or int 0x80: another syscall table, no entry
     for name in _ALLOWED:
         f.add_rule(sc.ALLOW, name)
     for name in ("mmap", "mprotect"):  # no new executable memory

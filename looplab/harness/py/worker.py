@@ -131,6 +131,8 @@ def main() -> None:
     import json
 
     dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    for name in [m for m in sys.modules if m in ("json", "_json") or m.startswith("json.")]:
+        del sys.modules[name]  # the worker's own tool, not one the candidate may import
     fn = load(setup, reply, dumps)
     if fn is not None:
         serve(fn, cmd, reply, dumps)
