@@ -16,6 +16,8 @@ class ReadOnlyStore(Store):
     No directories are created and no migration runs, so opening it changes nothing on disk.
     """
 
+    FAULTS_AS_USER_ERRORS = False  # the dashboard tells a damaged file by sqlite3's own errors (open_readonly)
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
