@@ -1,19 +1,21 @@
 """The C screen that reads what the compiler reads, run inside the sandboxed build.
 
 script() is one shell script for the sandbox: it preprocesses the candidate with the flags of the
-build's own compile of {candidate} (`-E -H`), compiles it alone (`-c`) and lists the object
-(`nm`, `readelf`). problem() then reads what that left in the build directory:
+build's own compile of {candidate}, its path and the build's fixed time (`-E -H`, the file probes
+poisoned), compiles it alone (`-c`) and lists the object (`nm`, `readelf`, `objdump`).
+problem() then reads what that left in the build directory:
 
 1. includes: each direct include of the candidate (depth 1 of the -H tree) is a system header (under
    the compiler's own include dirs) whose name is in [screen] allowed_includes, when that is set;
-2. text: no #line or line marker (they would forge the file name below), #embed, denied pragma or file
-   probe (__has_include) in the candidate as the preprocessor tokenises it (splices, trigraphs, digraphs);
+2. text: no #line or line marker (they would forge the file name below), #embed, denied pragma,
+   macro before an #include or file probe (__has_include: also poisoned, so no spelling gets through,
+   since it could pick other code in the build than here), read as the preprocessor tokenises it;
 3. tokens: the candidate's own lines of the preprocessed source (found by the line markers, so token
    pasting and digraphs are seen through) name no forbidden identifier, no asm unless allow_asm, no
    denied pragma;
-4. object: it exports only the target, has no .init/.fini/.init_array/.preinit_array/.ctors/.dtors
-   section, no IFUNC symbol (ifunc, target_clones), no data in an executable section, no executable
-   stack, and imports only allowed symbols (looplab/object_screen.py).
+4. object (looplab/object_screen.py): it exports only the target, has no load-time code, home-made
+   section, IFUNC symbol, executable data or stack, or system call instruction, and imports only
+   allowed symbols.
 
 A reason names only what the candidate wrote; diagnostics() keeps compiler messages about the
 candidate and drops what other files would show. This is a filter, not the defence: the worker's
@@ -48,8 +50,7 @@ from looplab.screen import (
 # exports, load-time code and executable data stay checked either way.
 ENFORCE_POLICY = True
 CANDIDATE = "candidate.c"  # the candidate's usual name in the build directory, as the compiler reports it
-FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj", "screen.poison.h",
-         "screen.poison")
+FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj", "screen.poison.h")
 # Prefixed to the screen and to the build's command: both compile at the same fixed __DATE__/__TIME__.
 BUILD_ENV = "export SOURCE_DATE_EPOCH=0;"
 DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
@@ -63,7 +64,6 @@ _DROP = re.compile(r"^(-c|-S|-E|-M[MDGP]*|-o.+|-l.+|-L.+|-Wl,.*|-Wa,.*|-W.*|-w|-
 _MARKER = re.compile(r'^# (\d+) "((?:\\.|[^"\\])*)"((?: \d+)*)\s*$')
 _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _ASM_FILE_READ = re.compile(r"\.(incbin|include)\b", re.I)
-
 
 
 def compile_flags(command: str, values: dict[str, str]) -> tuple[str, list[str], list[str]]:
@@ -117,15 +117,14 @@ def _fill(token: str, values: dict[str, str]) -> str:
 def script(cc: str, flags: list[str], path: str) -> str:
     """The sandboxed shell script, run in the build directory; always exits 0. The candidate is
     compiled by its own path (the build's {candidate}: same __FILE__) at the build's fixed time
-    (BUILD_ENV: same __DATE__/__TIME__); a third pass with the file probes poisoned catches a
-    candidate that would test the file system (__has_include) to compile differently here."""
+    (BUILD_ENV: same __DATE__/__TIME__); the preprocessing pass has the file probes poisoned, to catch
+    a candidate that would test the file system (__has_include) to compile differently here."""
     q = shlex.quote
     cmd = " ".join(map(q, [cc, *flags, "-fno-lto", "-w"]))
     source = "-x c " + q(path)
     return (f"{BUILD_ENV} printf '#pragma GCC poison {' '.join(C_FILE_PROBES)}\\n' > screen.poison.h; "
             f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
-            f"{cmd} -E -H {source} -o screen.i 2> screen.H; "
-            f"{cmd} -E -include screen.poison.h {source} -o /dev/null 2> screen.poison; "
+            f"{cmd} -E -H -include screen.poison.h {source} -o screen.i 2> screen.H; "
             f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
             "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
             "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; echo @@code; "
@@ -144,8 +143,9 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
     own, include_lines = own_lines(read["screen.i"], path)
     log = diagnostics(read["screen.cc"], build_dir, system, Path(path).name)
     if ENFORCE_POLICY:
-        finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir, forced)
-                   or _text_problem(source, policy) or _probe_problem(read["screen.poison"])
+        finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir,
+                                    [*forced, "screen.poison.h"])
+                   or _text_problem(source, policy) or _probe_problem(read["screen.H"])
                    or _token_problem(own, policy))
         if finding:
             return finding, log
