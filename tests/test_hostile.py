@@ -114,6 +114,8 @@ CHEATS = [
     ("forge_lines_exit", {Outcome.INVALID}, "forbidden system call write during call 1"),
     ("forge_dup2_stdout", {Outcome.INVALID}, "forbidden system call dup2 during call 1"),
     ("forge_on_stderr", {Outcome.INVALID}, "is wrong, expected"),
+    # stderr is relayed behind "target: ", so the target cannot pass for the sandbox (an infra error)
+    ("forge_infra_error", {Outcome.INVALID}, "is wrong, expected"),
     # forged timings: the clock and the start time live in the supervisor
     ("hook_clock_rwx", {Outcome.INVALID}, "forbidden system call mprotect during call 1"),
     # predicted inputs and checks: no seed in the worker, a keyed generator, checks drawn after the call

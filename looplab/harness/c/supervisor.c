@@ -178,6 +178,7 @@ static void run_case(const ll_harness* H, const char* name) {
     ll_case* c = calloc(1, sizeof *c);
     c->name = name;
     c->batch = 1;
+    c->fd = c->err_fd = -1;
     if (!H->setup(c, name)) {
         line_start(name);
         fputs(", \"ok\": false, \"error\": \"unknown case\"", stdout);

@@ -149,7 +149,7 @@ int ll_arena_unchanged(ll_case* c, int nsets) {
 
 void ll_arena_free(ll_case* c) {
     if (c->base) munmap(c->base, c->size);
-    if (c->fd > 0) close(c->fd);
+    if (c->fd >= 0) close(c->fd);
     for (int b = 0; b < c->nbuf; b++) { free(c->buf[b].priv); free(c->buf[b].snap); }
     free(c->gaps);
     free(c->canary);

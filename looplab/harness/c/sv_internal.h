@@ -69,6 +69,9 @@ struct ll_case {
     /* the worker */
     pid_t pid;
     clockid_t cpu;
+    int err_fd;           /* read end of the worker's stderr, relayed to ours with a "target: " prefix */
+    size_t err_relayed;   /* bytes relayed so far (capped per case) */
+    int err_midline;
     int call_base;  /* call number of set 0 in the batch being run or checked */
     /* the verdict */
     int failed;
@@ -101,6 +104,7 @@ void ll_arena_free(ll_case* c);
 int ll_worker_start(ll_case* c, const char* path);
 int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_us);
 void ll_worker_end(ll_case* c);
+void ll_worker_relay(ll_case* c);
 void ll_worker_signals(void);
 
 /* supervisor.c */

@@ -100,6 +100,14 @@ int ll_worker_start(ll_case* c, const char* path) {
         if (p > 0) waitpid(p, NULL, 0);
     }
     int null_r = open("/dev/null", O_RDONLY | O_CLOEXEC), null_w = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    /* The worker's stderr is a pipe we relay line by line behind "target: ": nothing it writes can pass
+     * for the sandbox's or the supervisor's own words. Non-blocking, so a flood is dropped, never a hang. */
+    int err[2];
+    if (pipe2(err, O_CLOEXEC) != 0) return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(errno));
+    fcntl(err[1], F_SETPIPE_SZ, 1 << 20);
+    fcntl(err[1], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    c->err_fd = err[0];
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(errno));
@@ -107,8 +115,11 @@ int ll_worker_start(ll_case* c, const char* path) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);  /* the worker never outlives its supervisor */
         if (getppid() != parent) _exit(127);
         int a = fcntl(c->fd, F_DUPFD, 10), r = fcntl(null_r, F_DUPFD, 10), w = fcntl(null_w, F_DUPFD, 10);
-        if (a < 0 || r < 0 || w < 0 || dup2(r, 0) < 0 || dup2(w, 1) < 0 || dup2(a, LL_ARENA_FD) < 0) _exit(127);
-        /* fd 2 (stderr, the run's log) stays; every other descriptor goes, the result channel first */
+        int e = fcntl(err[1], F_DUPFD, 10);
+        if (a < 0 || r < 0 || w < 0 || e < 0 || dup2(r, 0) < 0 || dup2(w, 1) < 0 || dup2(e, 2) < 0 ||
+            dup2(a, LL_ARENA_FD) < 0)
+            _exit(127);
+        /* every other descriptor goes, the result channel first */
         if (close_range(LL_ARENA_FD + 1, ~0U, 0) != 0)
             for (int fd = LL_ARENA_FD + 1; fd < 4096; fd++) close(fd);
         char* argv[] = {"looplab-worker", NULL};
@@ -118,6 +129,7 @@ int ll_worker_start(ll_case* c, const char* path) {
     }
     close(null_r);
     close(null_w);
+    close(err[1]);
     c->pid = pid;
     alarm_fired = 0;
     alarm_pid = pid;
@@ -153,6 +165,7 @@ int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_u
     int stopped = wait_stop(c, &si);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     disarm();
+    ll_worker_relay(c);
     if (!stopped || alarm_fired) {
         if (stopped) ll_worker_end(c);  /* the deadline passed just as it stopped: still too late */
         return ended(c, &si, 1, (int)ncalls, deadline_s);
@@ -168,8 +181,29 @@ int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_u
 }
 
 void ll_worker_end(ll_case* c) {
-    if (c->pid <= 0) return;
-    kill(c->pid, SIGKILL);
-    waitpid(c->pid, NULL, 0);
-    c->pid = 0;
+    if (c->pid > 0) {
+        kill(c->pid, SIGKILL);
+        waitpid(c->pid, NULL, 0);
+        c->pid = 0;
+    }
+    ll_worker_relay(c);
+    if (c->err_midline) fputc('\n', stderr), c->err_midline = 0;
+    if (c->err_fd >= 0) close(c->err_fd);
+    c->err_fd = -1;
+}
+
+/* What the worker wrote to stderr since the last batch, to our stderr, each line behind "target: ". */
+void ll_worker_relay(ll_case* c) {
+    enum { CAP = 64 * 1024 };  /* per case: the run's log is capped anyway */
+    char buf[4096];
+    ssize_t n;
+    while (c->err_fd >= 0 && (n = read(c->err_fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n && c->err_relayed < CAP; i++, c->err_relayed++) {
+            if (!c->err_midline) fputs("target: ", stderr);
+            fputc(buf[i], stderr);
+            c->err_midline = buf[i] != '\n';
+            if (c->err_relayed + 1 == CAP) fputs("\n(the target's stderr is cut here)\n", stderr);
+        }
+    }
+    fflush(stderr);
 }
