@@ -182,6 +182,7 @@ TRICKS = [
      '({ __asm__ volatile("syscall"); __builtin_ia32_addsubps256(a, b); })\n#include <immintrin.h>\n'
      "void kernel(float* out, const float* a, int n) { _mm256_storeu_ps(out, _mm256_addsub_ps("
      "_mm256_loadu_ps(a), _mm256_loadu_ps(a))); }\n", ["macros may not reach into the headers"]),
+    ("#pragma GCC system_header", "#pragma GCC system_header\n" + KERNEL, ["GCC system_header"]),
     ("_Pragma GCC dependency", '_Pragma("GCC dependency \\"/etc/passwd\\"")\n' + KERNEL, ["GCC dependency"]),
     ("__builtin_printf", KERNEL.replace("{ for", "{ __builtin_printf(\"hi\"); for"), ["calls `printf`"]),
     ("__builtin_malloc", KERNEL.replace("{ for", "{ float* p = __builtin_malloc(4); out[0] = *p; for"),
@@ -279,6 +280,7 @@ def test_flags_come_from_the_invocation_that_compiles_the_candidate() -> None:
     assert flags == ["-O3", "-march=native", "-I/lib/c", "-DLOOPLAB_WORKER", "-include", "/e/pre.h"]
     assert forced == ["/e/pre.h"]
     assert compiler_screen.compile_flags("make all", values) == ("cc", [], [])
+    assert compiler_screen.compile_flags("gcc -O2 -flto=auto -ffat-lto-objects -o {binary} {candidate}", values)[1] == ["-O2"]
 
 
 def test_diagnostics_keep_the_candidate_and_drop_other_files() -> None:
