@@ -24,6 +24,7 @@ from looplab.harness.py.supervisor import BASE_IMPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 EDIT = ROOT / "experiments" / "editdistance"
+FASTER = ROOT / "tests" / "fixtures" / "candidates" / "editdistance" / "faster.py"  # about 5x the baseline
 TRIVIAL = b"def levenshtein(a, b):\n    return 0\n"
 
 
@@ -64,17 +65,20 @@ def main() -> None:
     bench = load(EDIT / "harness" / "bench.py", "edit_bench")
     naive_src = (EDIT / "naive.py").read_bytes()
     naive = load(EDIT / "naive.py", "edit_naive").levenshtein
+    fast = load(FASTER, "edit_faster").levenshtein
     imports = list(dict.fromkeys([*BASE_IMPORTS, "array", "bisect", "collections", "functools", "heapq",
                                   "itertools", "math", "operator", "typing"]))
     print(f"{'case':15} {'inputs':>6} {'trivial in-proc':>16} {'trivial worker':>15} {'overhead':>9} "
-          f"{'naive in-proc':>14} {'naive worker':>13} {'share':>6}   (medians, us)")
+          f"{'naive in-proc':>14} {'naive worker':>13} {'share':>6} {'faster in-proc':>15} {'share':>6}   (medians, us)")
     for name, make in bench.CASES.items():
         rng = random.Random(name)
         batches = [make(rng) for _ in range(args.calls)]
         t_in, t_w = in_process(lambda a, b: 0, batches), through_worker(TRIVIAL, batches, imports)
         n_in, n_w = in_process(naive, batches[:11]), through_worker(naive_src, batches[:11], imports)
+        f_in = in_process(fast, batches)
         print(f"{name:15} {len(batches[0]):6} {t_in:16.1f} {t_w:15.1f} {t_w - t_in:9.1f} "
-              f"{n_in:14.0f} {n_w:13.0f} {100 * (t_w - t_in) / n_in:5.1f}%")
+              f"{n_in:14.0f} {n_w:13.0f} {100 * (t_w - t_in) / n_in:5.1f}% {f_in:15.0f} "
+              f"{100 * (t_w - t_in) / f_in:5.1f}%")
 
 
 if __name__ == "__main__":

@@ -178,8 +178,10 @@ def run_case(h: Harness, opts: Options, case: str, worker: Pending,
             timed = worker.call(marshal.dumps(batch), call)
             _verify(h, batch, _results(h, timed, batch, call), call)
             n = len(batch)
-            if call == 1:  # warm-up: sizes the number of timed calls
-                reps = min(max(3, min(10, int(h.budget_s * 1e9) // max(timed.wall_ns, 1))), opts.max_reps)
+            if call == 1:  # warm-up: sizes the number of timed calls, by CPU time (the next worker
+                # may be starting on the same core meanwhile, and a size is all this decides)
+                per_call = timed.cpu_ns if timed.cpu_ns > 0 else timed.wall_ns
+                reps = min(max(3, min(10, int(h.budget_s * 1e9) // max(per_call, 1))), opts.max_reps)
                 if isinstance(nxt, Worker):
                     try:
                         nxt.wait_loaded()
