@@ -41,9 +41,18 @@ def write_frame(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def forget(package: str, allowed: list[str]) -> None:
+    """Drop a package the worker used for itself, so that `import` of it fails like any other
+    (reloading it would need open()); unless the experiment allows it."""
+    if package in allowed:
+        return
+    for name in [m for m in sys.modules if m in (package, "_" + package) or m.startswith(package + ".")]:
+        del sys.modules[name]
+
+
 def confine(bpf: bytes, seccomp_nr: int) -> None:
     """Install the filter with seccomp(2) and TSYNC (a thread a pre-imported module started is
-    confined too), after no_new_privs; then forget ctypes."""
+    confined too), after no_new_privs."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -58,8 +67,6 @@ def confine(bpf: bytes, seccomp_nr: int) -> None:
     # SECCOMP_SET_MODE_FILTER = 1, SECCOMP_FILTER_FLAG_TSYNC = 1
     if libc.syscall(seccomp_nr, 1, 1, ctypes.byref(prog)) != 0:
         raise OSError(ctypes.get_errno(), "seccomp(SECCOMP_SET_MODE_FILTER) failed")
-    for name in [m for m in sys.modules if m == "_ctypes" or m == "ctypes" or m.startswith("ctypes.")]:
-        del sys.modules[name]  # `import ctypes` now fails: reloading it would need open()
 
 
 def describe(e: BaseException) -> str:
@@ -83,6 +90,7 @@ def load(setup: dict, reply: int, dumps) -> object:
     gc.disable()  # for every candidate alike: none can buy time by switching the collector off
     try:
         confine(setup["bpf"], setup["seccomp"])
+        forget("ctypes", setup["imports"])
     except OSError as e:
         write_frame(reply, dumps({"error": f"cannot confine the worker: {describe(e)}", "setup": True}).encode())
         return None
@@ -131,8 +139,7 @@ def main() -> None:
     import json
 
     dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-    for name in [m for m in sys.modules if m in ("json", "_json") or m.startswith("json.")]:
-        del sys.modules[name]  # the worker's own tool, not one the candidate may import
+    forget("json", setup["imports"])
     fn = load(setup, reply, dumps)
     if fn is not None:
         serve(fn, cmd, reply, dumps)
