@@ -28,6 +28,8 @@ REASONS = [
     ("llm.temperature", "a per-model value: looplab uses one temperature, from llm.temperature or --temperature"),
     ("llm.", "the model is chosen with --model (and --base-url); one model, no ensemble"),
     ("prompt.", "looplab writes its own prompt: the task, the current best, memory and the evaluator's feedback"),
+    ("database.feature_dimensions", "no MAP-Elites grid; without combined_score the score is the mean of every "
+     "numeric metric, these too"),
     ("database.", "looplab keeps one incumbent, its winners and specialists; parents come from [search] mix"),
     ("evaluator.parallel_evaluations", "use --workers"),
     ("evaluator.max_retries", "an evaluation runs once; a noisy score gets replicates, a failure counts"),

@@ -134,7 +134,7 @@ def main():
             shown["cascade"] = stopped
         line["metrics"] = shown
         if metrics.get("error"):
-            line["error"] = str(metrics["error"])[:500]
+            line["error"] = str(shown.pop("error", metrics["error"]))[:500]  # said once, as the reason
         elif score is None:
             line["error"] = "the evaluator returned no numeric metric"
         elif not math.isfinite(score):
