@@ -145,7 +145,7 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
     if ENFORCE_POLICY:
         finding = (_include_problem(read["screen.H"], include_lines, source, policy, system, build_dir,
                                     [*forced, "screen.poison.h"])
-                   or _text_problem(source, policy) or _probe_problem(read["screen.H"])
+                   or _text_problem(source, policy) or _probe_problem(read["screen.H"], path, source)
                    or _token_problem(own, policy))
         if finding:
             return finding, log
@@ -234,11 +234,22 @@ def _text_problem(source: str, policy: ScreenConfig) -> Finding | None:
     return None
 
 
-def _probe_problem(poisoned: str) -> Finding | None:
-    m = re.search(r'attempt to use poisoned "(\w+)"', poisoned)
-    if m:
-        return Finding(Outcome.SCREEN_REJECTED, f"uses `{m.group(1)}` (spelled out, through a macro or through a "
-                       "header that probes files); a candidate may not test which files exist")
+def _probe_problem(stderr: str, path: str, source: str) -> Finding | None:
+    """A use of a poisoned file probe: the candidate's own, or a header's it included (named)."""
+    lines = stderr.replace(path, Path(path).name).splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(r'attempt to use poisoned "(\w+)"', line)
+        if not m:
+            continue
+        why = f"uses `{m.group(1)}`; a candidate may not test which files exist"
+        if not line.startswith(Path(path).name + ":"):  # in a header: name the candidate's #include
+            chain = "\n".join(lines[max(0, i - 12):i])
+            found = re.findall(rf"from {re.escape(Path(path).name)}:(\d+)", chain)
+            src = source.splitlines()
+            where = int(found[-1]) if found else 0
+            wrote = f"line {where} (`{src[where - 1].strip()[:80]}`)" if 0 < where <= len(src) else "an #include"
+            why = f"{wrote} includes a header that tests which files exist (`{m.group(1)}`); a candidate may not"
+        return Finding(Outcome.SCREEN_REJECTED, why)
     return None
 
 
