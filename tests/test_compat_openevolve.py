@@ -163,3 +163,20 @@ def test_a_scripted_run_accepts_refuses_and_warns(folder):
     assert result["outcome"] == "accepted", result
     third = json.loads((folder / "runs" / "0003" / "result.json").read_text())
     assert third["outcome"] == "slower" and "stopped after stage 1" in third["cases"]["score"]["metrics"]["cascade"]
+
+
+def test_a_program_without_markers_is_one_line(folder):
+    source = (folder / "initial_program.py").read_text()
+    (folder / "initial_program.py").write_text(source.replace("# EVOLVE-BLOCK-START\n", "").replace("# EVOLVE-BLOCK-END\n", ""))
+    with pytest.raises(UserError, match=r"initial_program.py: no EVOLVE-BLOCK-START/EVOLVE-BLOCK-END markers \(fix: "):
+        load_experiment(folder)
+
+
+def test_experiment_toml_names_a_cascade_itself(folder):
+    (folder / "experiment.toml").write_text(
+        '[target]\nlanguage = "python"\nbaseline = "initial_program.py"\n'
+        '[evaluate]\nevaluator = "evaluator.py"\ntimeout_s = 20\ncascade = [0.9]\n')
+    exp = load_experiment(folder)
+    assert exp.peer is None and exp.config.evaluate.cascade == [0.9]
+    base = asyncio.run(Evaluator(exp).evaluate(exp.baseline_source, []))
+    assert base.ok and base.cases["score"].metrics["cascade"].startswith("stopped after stage 1: combined_score 0.5")

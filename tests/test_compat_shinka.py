@@ -121,3 +121,13 @@ def test_a_scripted_run_accepts_refuses_and_warns(folder):
     assert json.loads((folder / "runs" / "0002" / "result.json").read_text())["outcome"] == "accepted"
     assert json.loads((folder / "runs" / "0003" / "result.json").read_text())["outcome"] == "slower"
     assert not list(folder.glob("results*"))  # Shinka's results folder is private to the sandbox
+
+
+def test_experiment_toml_names_a_shinka_evaluator(folder):
+    (folder / "experiment.toml").write_text(
+        '[target]\nlanguage = "python"\nbaseline = "initial.py"\n'
+        '[evaluate]\nevaluator = "evaluate.py"\nevaluator_style = "shinka"\ntimeout_s = 30\n')
+    exp = load_experiment(folder)
+    assert exp.peer is None
+    ev = asyncio.run(Evaluator(exp).evaluate(program("def pick(values):\n    return [9, 7, 4]\n"), []))
+    assert ev.ok and ev.cases["score"].samples == [1.0] and ev.cases["score"].metrics["total"] == 20

@@ -36,12 +36,20 @@ class PeerFolder:
 def detect(root: Path) -> PeerFolder | None:
     """The peer folder at root, or None when it has neither shape. OpenEvolve's shape wins over Shinka's."""
     from looplab.compat import openevolve, shinka
+    from looplab.experiment import UserError
+    from looplab.extract import BLOCK_START
 
     if openevolve.program(root) is not None:
-        return openevolve.read(root)
-    if shinka.program(root) is not None:
-        return shinka.read(root)
-    return None
+        peer = openevolve.read(root)
+    elif shinka.program(root) is not None:
+        peer = shinka.read(root)
+    else:
+        return None
+    program = root / peer.config["target"]["baseline"]
+    if BLOCK_START not in program.read_text(errors="replace"):
+        raise UserError(f"{program}: no EVOLVE-BLOCK-START/EVOLVE-BLOCK-END markers (fix: put them, in comments, "
+                        f"around the code the model may change; looplab does not evolve a whole {peer.kind} program)")
+    return peer
 
 
 def run_settings(peer: PeerFolder | None, *, loop: int | None, temperature: float | None,
