@@ -14,7 +14,7 @@ from eval_helpers import private_dir
 from looplab import compiler_screen, object_screen
 from looplab.build import Build
 from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment, ScreenConfig, load_experiment
+from looplab.experiment import Experiment, ScreenConfig, UserError, load_experiment
 from looplab.records import Outcome
 
 TOML_SECRET = "TOMLSECRET7f3a"  # in experiment.toml: must never come back in a reason or a log
@@ -63,7 +63,7 @@ void kernel(float* out, const float* a, int n) {
 
 def make_experiment(root: Path, screen: str = "", flags: str = "-O2 -march=native -std=c11") -> Experiment:
     dest = root / "tiny"
-    dest.mkdir()
+    dest.mkdir(parents=True)
     (dest / "harness.c").write_text(HARNESS)
     (dest / "base.c").write_text(BASELINE)
     allowed = ", ".join(f'"{h}"' for h in ALLOWED)
@@ -251,6 +251,8 @@ def test_allowed_symbols_and_allow_asm_round_trip() -> None:
         assert loose.config.screen.allowed_symbols == ["malloc", "free", "GOMP_*"]
         assert loose.config.screen.allow_asm is True
         assert ScreenConfig().allow_asm is False and ScreenConfig().allowed_symbols == []
+        with pytest.raises(UserError, match="screen.allowed_symbols"):
+            make_experiment(d / "bad", 'allowed_symbols = "malloc"\n')
         mallocs = "#include <stddef.h>\nvoid* malloc(size_t);\nvoid free(void*);\nstatic void* volatile keep;\n" + (
             KERNEL.replace("{ for", "{ keep = malloc(4); free(keep); for"))
         fence = KERNEL.replace("{ for", '{ __asm__ volatile("" ::: "memory"); for')
