@@ -83,7 +83,7 @@ def test_static_helpers_are_fine(exp: Experiment) -> None:
 
 
 @pytest.mark.parametrize("body, outcome, words", [
-    ("for (int i = 0; i < n * n; i++) c[i] = 0;", Outcome.INVALID, ["case n96", "call 0"]),
+    ("for (int i = 0; i < n * n; i++) c[i] = 0;", Outcome.INVALID, ["case n96", "on call 1"]),
     ("*(volatile int*)0 = 1;", Outcome.CRASH, ["SIGSEGV"]),
     ("for (volatile int spin = 1; spin;) {}", Outcome.TIMEOUT, ["timed out after 5s"]),
 ])
