@@ -149,6 +149,9 @@ def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
                    or _token_problem(own, policy))
         if finding:
             return finding, log
+        if read["screen.rc"].strip() == "0" and not own and source.strip():  # fail closed, never open
+            return Finding(Outcome.INFRA_ERROR, "the compiler screen found none of the candidate's lines in its "
+                           "preprocessed source (a build flag such as -P?)"), log
     if read["screen.rc"].strip() != "0" or not read["screen.obj"]:
         return Finding(Outcome.COMPILE_ERROR, first_errors(log)), log
     return object_problem(read["screen.obj"], exp.target, policy, imports=ENFORCE_POLICY), log

@@ -364,3 +364,13 @@ def test_what_the_screen_compiles_is_what_the_build_compiles(name: str, source: 
         assert_rejected(build(exp, source), *words)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_screen_fails_closed_when_it_cannot_find_the_candidates_lines() -> None:
+    d = private_dir()
+    try:
+        exp = make_experiment(d, flags="-O2 -std=c11 -P")  # -P: no line markers in the preprocessed source
+        b = build(exp, "long syscall(long, ...);\n" + KERNEL.replace("{ for", "{ syscall(39); for"))
+        assert b.failure == Outcome.INFRA_ERROR and "none of the candidate's lines" in b.reason
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
