@@ -340,9 +340,10 @@ def test_a_rust_files_candidate_is_built_judged_archived_and_committed() -> None
         tracked = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True).stdout
         for f in FILES:
             assert f"rust_sort/winners/{winners[0].name}/{f}" in tracked, tracked
-        log = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%B"], capture_output=True,
-                             text=True).stdout
-        assert "Looplab-Acceptance:" in log, log
+        committed = subprocess.run(["git", "-C", str(root), "show", "--name-only", "--format=%s", "HEAD"],
+                                   capture_output=True, text=True).stdout
+        assert "winner" in committed.splitlines()[0], committed
+        assert f"rust_sort/winners/{winners[0].name}/src/sort.rs" in committed, committed
         # the experiment's own files stay the baseline; the winner lives beside them
         assert (exp_dir / "src" / "lib.rs").read_text() == BASE_LIB
     finally:
