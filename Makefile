@@ -46,11 +46,14 @@ $(VENV)/.installed-test: pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[test,local,ray,postgres]'
 	touch $@
 
-# Test-only services: a real headless Chromium for the dashboard, a real PostgreSQL for shared stores.
+# Test-only services: a real headless Chromium for the dashboard, a real PostgreSQL for shared stores;
+# and Debian's cargo/rustc for experiments/rust_sort (its builds put /usr/bin first: a rustup install
+# under a home folder is invisible inside the sandbox).
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/cargo ] || missing="$$missing cargo"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "looplab: not installed:$$missing; those tests will be skipped"; fi; \
