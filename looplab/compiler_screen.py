@@ -50,7 +50,8 @@ from looplab.screen import (
 # exports, load-time code and executable data stay checked either way.
 ENFORCE_POLICY = True
 CANDIDATE = "candidate.c"  # the candidate's usual name in the build directory, as the compiler reports it
-FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj", "screen.poison.h")
+FILES = ("screen.sys", "screen.H", "screen.i", "screen.o", "screen.cc", "screen.rc", "screen.obj", "screen.poison.h",
+         "screen.dis")
 # Prefixed to the screen and to the build's command: both compile at the same fixed __DATE__/__TIME__.
 BUILD_ENV = "export SOURCE_DATE_EPOCH=0;"
 DEFAULT_SYSTEM_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local/include")
@@ -126,16 +127,18 @@ def script(cc: str, flags: list[str], path: str) -> str:
             f"{q(cc)} -E -v -x c /dev/null -o /dev/null 2> screen.sys; "
             f"{cmd} -E -H -include screen.poison.h {source} -o screen.i 2> screen.H; "
             f"{cmd} -c {source} -o screen.o 2> screen.cc; echo $? > screen.rc; "
-            "[ -f screen.o ] && { nm -u -P screen.o; echo @@defined; nm -g --defined-only -P screen.o; "
-            "echo @@sections; readelf -SW screen.o; echo @@symbols; readelf -sW screen.o; echo @@code; "
-            f"objdump -d --no-show-raw-insn screen.o | grep -wE {q(SYSCALL_INSN)} | head -n 1; }} > screen.obj; exit 0")
+            "[ -f screen.o ] && { nm -u -P screen.o || echo @@failed; echo @@defined; "
+            "nm -g --defined-only -P screen.o || echo @@failed; echo @@sections; readelf -SW screen.o || echo @@failed; "
+            "echo @@symbols; readelf -sW screen.o || echo @@failed; echo @@code; "
+            "objdump -d --no-show-raw-insn screen.o > screen.dis || echo @@failed; "
+            f"grep -wE {q(SYSCALL_INSN)} screen.dis | head -n 1; }} > screen.obj; exit 0")
 
 
 def problem(exp: Experiment, build_dir: Path, source: str, forced: list[str],
             path: str) -> tuple[Finding | None, str]:
     """(the first rule the candidate breaks or its compile error, or None; the compile log to keep).
     Removes the screen's files from the build directory."""
-    read = {f: _read(build_dir / f) for f in FILES if f != "screen.o"}
+    read = {f: _read(build_dir / f) for f in FILES if f not in ("screen.o", "screen.dis")}
     for f in FILES:
         (build_dir / f).unlink(missing_ok=True)
     system = system_dirs(read["screen.sys"])

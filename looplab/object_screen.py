@@ -51,6 +51,8 @@ ALLOWED_SUMMARY = "math.h functions, mem*/str* string functions, abs/div/qsort/b
 
 def object_problem(listing: str, target: str, policy: ScreenConfig, *, imports: bool) -> Finding | None:
     """The first rule the object breaks; imports=False leaves the policy (imports, system calls) out."""
+    if "@@failed" in listing or "Section Headers:" not in listing:  # fail closed, never open
+        return Finding(Outcome.INFRA_ERROR, "could not list the candidate's object (nm, readelf, objdump)")
     undefined, _, rest = listing.partition("@@defined")
     defined, _, rest = rest.partition("@@sections")
     sections_text, _, rest = rest.partition("@@symbols")
