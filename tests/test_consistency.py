@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from eval_helpers import FAST_MATMUL
 from fault_helpers import (
     FAST_REPLY,
     GIT_ID,
@@ -23,6 +26,7 @@ from fault_helpers import (
     looplab,
     make_repo,
     private_timing_lock,
+    reply,
     rows,
     start,
     wait_for,
@@ -188,3 +192,36 @@ def test_kill_9_while_git_commits_the_winner_then_restart(tmp_path, victims):
     source = rows(db, "SELECT source FROM attempts WHERE id = 1")[0][0]
     assert (exp / "incumbent.c").read_text() == source
     assert rows(db, "SELECT outcome FROM attempts ORDER BY id") == [("baseline",), ("accepted",), ("extract_error",)]
+
+
+V4_MATMUL = FAST_MATMUL.replace("vector_size(32)", "vector_size(16)").replace("v8", "v4") \
+    .replace("j + 8 <= n; j += 8", "j + 4 <= n; j += 4")
+
+
+@pytest.mark.slow
+def test_kills_at_random_moments_never_leave_the_experiment_inconsistent(tmp_path):
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    exp = make_repo(tmp_path)
+    hook = exp.parent / ".git" / "hooks" / "pre-commit"  # a slow hook: kills often land inside a commit
+    hook.write_text("#!/bin/sh\nsleep 1.5\n")
+    hook.chmod(0o755)
+    replies = write_replies(tmp_path / "r.jsonl", [
+        FAST_REPLY, reply("4-wide vectors", V4_MATMUL), "no code", reply("same again", FAST_MATMUL + "\n"),
+        reply("vectors, blocked", FAST_MATMUL.replace("for (int k = 0; k < n; k++) {",
+                                                      "for (int k = 0; k < n; k += 1) {"))])
+    clean = write_replies(tmp_path / "clean.jsonl", ["no code"])
+    for cycle in range(5):
+        proc = start("run", str(exp), "--model", f"replay:{replies}", "--loop", "3", "--workers", "2")
+        time.sleep(rng.uniform(1.0, 18.0))  # the baseline, builds, timing, acceptance, the commit
+        if cycle % 2:
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        result = looplab("run", str(exp), "--model", f"replay:{clean}", "--loop", "1")
+        assert result.returncode == 0, f"seed {seed}, cycle {cycle}:\n{result.stdout}\n{result.stderr}"
+        try:
+            assert_consistent(exp)
+        except AssertionError as e:
+            raise AssertionError(f"seed {seed}, cycle {cycle}: {e}") from None
