@@ -35,7 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from looplab.records import Decision, Evaluation, Outcome, Usage
+from looplab.records import Decision, Evaluation, Outcome
+from looplab.store_calls import CallLog
 from looplab.store_faults import AFTER_FAULT_BUSY_S, StoreError, busy_timeout_s, translated
 from looplab.store_lock import AcceptanceLock, CrossProcessLock, FileLock
 from looplab.store_loops import HEARTBEAT_S, SILENT_S, LoopRegistry
@@ -75,7 +76,7 @@ class _Rows:
         return iter(self._rows)
 
 
-class Store(LoopRegistry):
+class Store(LoopRegistry, CallLog):
     """One experiment's store in a SQLite file. PostgresStore keeps the same queries elsewhere."""
 
     FAULTS_AS_USER_ERRORS = True  # a damaged, locked, read-only or full file: one line (StoreError)
@@ -368,74 +369,6 @@ class Store(LoopRegistry):
         select = SELECT_ATTEMPTS_LIGHT if light else SELECT_ATTEMPTS
         with self._lock:
             return [attempt_row(r) for r in self._execute(select + tail, params).fetchall()]
-
-    # --- model calls and cost ---
-    def record_call(self, *, attempt_id: int | None, model: str, kind: str, usage: Usage,
-                    latency_s: float, error: str | None = None, response: str | None = None) -> None:
-        """One model call (kind: 'propose', 'reflect', ...); failed calls are recorded too.
-
-        response: the reply text, kept for `export-replies` (replies()).
-        """
-        with self._lock:
-            self._execute(
-                "INSERT INTO calls (attempt_id, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
-                "cost_usd, latency_s, error, ts, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (attempt_id, model, kind, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-                 usage.cost_usd, latency_s, error, time.time(), response),
-            )
-
-    def replies(self, kind: str = "propose") -> list[tuple[str, Usage]]:
-        """(reply text, usage) of successful calls that kept their text, oldest first — for replay."""
-        with self._lock:
-            rows = self._execute(
-                "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd FROM calls "
-                "WHERE kind = ? AND error IS NULL AND response IS NOT NULL ORDER BY id",
-                (kind,),
-            ).fetchall()
-        return [(r[0], Usage(r[1], r[2], r[3], r[4])) for r in rows]
-
-    def calls(self, attempt_id: int | None = None) -> list[dict[str, Any]]:
-        """Model calls as plain dicts (all, or one attempt's), oldest first."""
-        with self._lock:
-            if attempt_id is None:
-                rows = self._execute("SELECT * FROM calls ORDER BY id").fetchall()
-            else:
-                rows = self._execute("SELECT * FROM calls WHERE attempt_id = ? ORDER BY id",
-                                     (attempt_id,)).fetchall()
-        return [dict(r) for r in rows]
-
-    def usage_total(self) -> Usage:
-        """Sum over all calls; cost_usd is None when any call's price was unknown."""
-        with self._lock:
-            r = self._execute(
-                "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
-                "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0.0), "
-                "COALESCE(SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 "
-                "THEN 1 ELSE 0 END), 0) FROM calls"
-            ).fetchone()
-        return Usage(int(r[0]), int(r[1]), int(r[2]), None if r[4] else float(r[3]))
-
-    def fingerprint(self) -> tuple:
-        """Changes whenever an attempt begins or ends or a model call is recorded (cheap to poll)."""
-        with self._lock:
-            # Index lookups only, so polling costs the same however many attempts the store holds:
-            # a begin raises the max id, a finish lowers the in-flight count, a call raises its max id.
-            row = self._execute(
-                "SELECT (SELECT COALESCE(MAX(id), -1) FROM attempts), "
-                "(SELECT COUNT(*) FROM attempts WHERE outcome IS NULL), "
-                "(SELECT COALESCE(MAX(id), 0) FROM calls)"
-            ).fetchone()
-        return tuple(row[i] for i in range(3))
-
-    def mean_attempt_cost(self) -> float | None:
-        """Mean cost of the attempts whose calls are all priced; None before the first one."""
-        with self._lock:
-            r = self._execute(
-                "SELECT COALESCE(SUM(cost), 0.0), COUNT(*) FROM (SELECT SUM(cost_usd) AS cost FROM calls "
-                "WHERE attempt_id IS NOT NULL GROUP BY attempt_id HAVING SUM(CASE WHEN cost_usd IS NULL AND "
-                "prompt_tokens + completion_tokens > 0 THEN 1 ELSE 0 END) = 0) AS priced"
-            ).fetchone()
-        return float(r[0]) / int(r[1]) if r[1] else None
 
     # --- meta and reset ---
     def get_meta(self, key: str, default: str | None = None) -> str | None:
