@@ -67,7 +67,7 @@ def problems(obj: Path, crate: str, target: str) -> list[str]:
         symbol, kind = parts[0], parts[1]
         if kind == "i":
             found.append(f"symbol {symbol} is an IFUNC (its resolver would run before the worker is confined)")
-        elif kind.isupper() and kind not in "U" and symbol != target and not SHIM.match(symbol) \
+        elif (kind.isupper() or kind == "u") and kind != "U" and symbol != target and not SHIM.match(symbol) \
                 and not own.match(symbol):
             found.append(f"exports {symbol}: only {target} may be #[no_mangle] (or #[export_name]); "
                          "keep every other item private")
@@ -75,6 +75,15 @@ def problems(obj: Path, crate: str, target: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return check(argv)
+    except (OSError, subprocess.CalledProcessError) as e:  # fail closed, in one line
+        detail = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e)
+        print(f"error: check_crate.py could not read the crate's objects: {detail[:300]}")
+        return 1
+
+
+def check(argv: list[str]) -> int:
     if len(argv) != 4:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
@@ -88,6 +97,9 @@ def main(argv: list[str]) -> int:
         run("ar", "x", str(archive), *members, cwd=tmp)
         for m in members:
             found += problems(Path(tmp) / m, crate, target)
+        if not any(line.split()[:1] == [target] for m in members
+                   for line in run("nm", "-P", "--defined-only", str(Path(tmp) / m)).splitlines()):
+            found.append(f"the crate does not define {target}: keep #[no_mangle] pub unsafe extern \"C\" fn {target}")
     for f in dict.fromkeys(found):
         print(f"error: {f}")
     return 1 if found else 0
