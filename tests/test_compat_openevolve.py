@@ -55,10 +55,9 @@ def test_config_yaml_is_read_as_openevolve_reads_it(folder):
     settings, lines = run_settings(exp.peer, loop=None, temperature=None, max_tokens=None)
     assert settings == {"loop": 3, "temperature": 0.3, "max_tokens": 2048}
     assert "evaluator.timeout 20 s" in lines[0] and "cascade thresholds [0.3, 0.45]" in lines[0]
-    for name in ("log_level", "llm.primary_model", "prompt.num_top_programs", "database.population_size",
-                 "evaluator.parallel_evaluations"):
-        assert sum(f": {name} not honoured (" in line for line in lines) == 1, name
-    assert not any("system_message" in line or "evaluator.timeout" in line for line in lines[1:])
+    named = [line.split(": ")[1].split(" not honoured")[0] for line in lines if " not honoured (" in line]
+    assert named == ["log_level", "llm.primary_model", "prompt.num_top_programs", "database.population_size",
+                     "evaluator.parallel_evaluations"]  # every other setting of config.yaml is honoured
     _, flagged = run_settings(exp.peer, loop=7, temperature=None, max_tokens=None)
     assert "config.yaml: max_iterations 3 overridden by --loop 7" in flagged
 
