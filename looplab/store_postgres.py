@@ -17,6 +17,7 @@ from typing import Any
 
 from looplab.experiment import UserError
 from looplab.store import Store
+from looplab.store_faults import StoreError
 from looplab.store_schema import to_postgres
 
 try:
@@ -143,12 +144,24 @@ class PostgresStore(Store):
             self._db.close()
 
     def _execute(self, sql: str, params: tuple | list = ()) -> Any:
-        return self._db.execute(to_postgres(sql), params)
+        with self._faults():
+            return self._db.execute(to_postgres(sql), params)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        with self._lock, self._db.transaction():
+        with self._lock, self._faults(), self._db.transaction():
             yield
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """A server that went away (or refuses writes: disk full, read-only) is one line, not a traceback."""
+        try:
+            yield
+        except psycopg.OperationalError as e:
+            detail = " ".join(str(e).split())[:300]
+            raise StoreError(f"--store {redact(self.url)}: the PostgreSQL store failed: {detail} (fix: check "
+                             "that the server is up, reachable and has space, then run again; every finished "
+                             "attempt is kept)", "io") from None
 
     def _lock_ids(self) -> None:
         self._execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.schema, "ids"),))

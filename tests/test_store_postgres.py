@@ -283,3 +283,15 @@ def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp
     finally:
         store.drop()
         store.close()
+
+
+def test_a_server_that_drops_the_connection_is_a_store_error_not_a_traceback(pg: PostgresStore, pg_url: str) -> None:
+    from looplab.store_faults import StoreError
+
+    pg.begin_attempt(model="m")
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        pid = pg._db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError, match="the PostgreSQL store failed.*fix:"):
+        pg.begin_attempt(model="m")
+    pg._db = pg._connect(read_only=False)  # for the fixture's clean-up
