@@ -149,11 +149,14 @@ def read(root: Path) -> PeerFolder:
     if max_tokens is not None and max_tokens > 0:
         peer.max_tokens = max_tokens
         take("llm.max_tokens", max_tokens, f"llm.max_tokens {max_tokens}")
-    message = prompt_cfg.get("system_message")
     task, where = task_file(root)
-    if isinstance(message, str) and message.strip() and message.strip() != "system_message":
-        peer.task, peer.task_from = message.strip(), f"{source} prompt.system_message"
-        used.add("prompt.system_message")
+    # prompt.system_message is the task; some authors wrote it under llm: (meant the same, so read it too).
+    said = [(k, s.get("system_message")) for k, s in (("prompt", prompt_cfg), ("llm", llm))]
+    key, message = next(((k, m.strip()) for k, m in said if isinstance(m, str) and m.strip()
+                         and m.strip() != "system_message"), ("", ""))
+    if message:
+        peer.task, peer.task_from = message, f"{source} {key}.system_message"
+        used.add(f"{key}.system_message")
     else:
         peer.task_from = where
         if where == "README.md":
