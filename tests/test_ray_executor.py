@@ -31,8 +31,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()
 WRONG = NAIVE.replace("c[i * n + j] = acc;", "c[i * n + j] = acc * 0.5f;")
 BROKEN = NAIVE.replace("float acc = 0.0f;", "float acc = 0.0f")
-# Correct, but the first call of each run sleeps: long enough to kill its worker mid-evaluation.
-SLEEPY = "#include <unistd.h>\n" + NAIVE.replace("{\n", "{\n    static int slept;\n    if (!slept) { slept = 1; sleep(2); }\n", 1)
+# Correct, but the first call of each run spins for a second or two (no library call: the screen and the
+# harness's worker allow no sleep): long enough to kill its worker mid-evaluation.
+SLEEPY = NAIVE.replace("{\n", "{\n    static int slept;\n    if (!slept) { slept = 1;"
+                       " for (volatile long spin = 0; spin < 1000000000L; spin++) {} }\n", 1)
 IKJ = """void matmul(float* restrict c, const float* restrict a, const float* restrict b, int n) {
     for (int i = 0; i < n; i++) {
         float* restrict crow = c + (long)i * n;
