@@ -111,7 +111,7 @@ def read(root: Path) -> PeerFolder:
     if isinstance(cascade_on, bool):
         used.add("evaluator.cascade_evaluation")
     if cascade_on is True and _numbers(thresholds):
-        evaluate["cascade"] = [float(t) for t in thresholds]
+        evaluate["cascade"] = [float(t) for t in thresholds[:3]]  # OpenEvolve reads the first two
         if "evaluator.cascade_thresholds" in settings:
             used.add("evaluator.cascade_thresholds")
         if _defines(root / EVALUATOR, "evaluate_stage1"):
