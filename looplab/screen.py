@@ -184,10 +184,10 @@ def c_directive_problem(text: str, policy: ScreenConfig, *, includes: bool) -> S
     return None
 
 
-# Feature-test macros select among a header's own variants (only #if reads them): fine before includes.
+# Feature-test macros, empty or a number, select among a header's own variants: fine before includes.
 _FEATURE_MACRO = re.compile(r"(_GNU_SOURCE|_DEFAULT_SOURCE|_BSD_SOURCE|_SVID_SOURCE|_XOPEN_SOURCE(_EXTENDED)?|"
                             r"_POSIX_C_SOURCE|_POSIX_SOURCE|_ISOC\w*_SOURCE|_USE_MATH_DEFINES|_FILE_OFFSET_BITS|"
-                            r"_TIME_BITS|_LARGEFILE64_SOURCE|__STDC_WANT_\w+|_FORTIFY_SOURCE|NDEBUG)\b(?!\s*\()")
+                            r"_TIME_BITS|_LARGEFILE64_SOURCE|__STDC_WANT_\w+|_FORTIFY_SOURCE|NDEBUG)(\s+\(?\d+L?\)?)?\s*$")
 _DENIED_PRAGMAS = re.compile(r"^(omp|weak|redefine_extname|GCC\s+(system_header|dependency|pch_preprocess))\b")
 
 

@@ -109,3 +109,5 @@ def test_macros_may_not_come_before_an_include_but_feature_test_macros_may():
     for macro in ("_GNU_SOURCE", "_POSIX_C_SOURCE 200809L", "__STDC_WANT_IEC_60559_TYPES_EXT__", "NDEBUG"):
         assert screen(f"#define {macro}\n#include <math.h>\n" + OK_C, language="c", policy=POLICY) is None
     assert screen(OK_C.replace("\n", "\n#define BLOCK 64\n", 1), language="c", policy=POLICY) is None
+    verdict = screen('#define _GNU_SOURCE __asm__("nop")\n#include <math.h>\n' + OK_C, language="c", policy=POLICY)
+    assert verdict is not None and verdict.rule == "macro before include"
