@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from looplab import compiler_screen, filesets, harness
+from looplab import compiler_screen, filesets, harness, object_screen, screen
 from looplab.experiment import Experiment
 from looplab.records import Outcome
 from looplab.sandbox import SandboxResult, run_sandboxed, scrub_secrets
@@ -64,7 +64,8 @@ def experiment_fingerprint(exp: Experiment) -> str:
     """Hash of what a build depends on besides the source: commands, the experiment's own files and
     the harness library."""
     h = hashlib.sha256(harness.fingerprint().encode())
-    h.update(Path(compiler_screen.__file__).read_bytes())  # a build passed the screen of its day
+    for module in (compiler_screen, object_screen, screen):  # a build passed the screen of its day
+        h.update(Path(module.__file__).read_bytes())
     h.update(b"policy" if compiler_screen.ENFORCE_POLICY else b"no policy")
     cfg = exp.config
     h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
