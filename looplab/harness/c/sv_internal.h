@@ -25,8 +25,8 @@
 typedef struct {
     uint32_t key[8];
     uint64_t nonce, ctr;
-    uint32_t block[16];
-    int used;  /* words of block already handed out (16 = empty) */
+    uint32_t block[16 * 8];  /* 8 blocks at a time */
+    int used;                /* words of block already handed out (all = empty) */
 } ll_chacha;
 
 typedef struct {

@@ -6,19 +6,28 @@
 
 #include "sv_internal.h"
 
+#define LANES 8  /* blocks computed at once: GCC's vector extension, AVX2 with -march=native */
+typedef uint32_t lanes __attribute__((vector_size(4 * LANES)));
+
 #define ROTL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
 #define QR(a, b, c, d) \
     (a += b, d ^= a, d = ROTL(d, 16), c += d, b ^= c, b = ROTL(b, 12), \
      a += b, d ^= a, d = ROTL(d, 8), c += d, b ^= c, b = ROTL(b, 7))
 
-static void chacha_block(ll_chacha* r) {
-    uint32_t in[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};  /* "expand 32-byte k" */
-    memcpy(in + 4, r->key, 32);
-    in[12] = (uint32_t)r->ctr;
-    in[13] = (uint32_t)(r->ctr >> 32);
-    in[14] = (uint32_t)r->nonce;
-    in[15] = (uint32_t)(r->nonce >> 32);
-    uint32_t x[16];
+/* LANES consecutive ChaCha20 blocks; the words are handed out word-major (word 0 of every block, then
+ * word 1, ...): the same keystream words, in an order that needs no transpose. */
+static void chacha_blocks(ll_chacha* r) {
+    static const uint32_t sigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};  /* "expand 32-byte k" */
+    lanes in[16], x[16];
+    for (int i = 0; i < 4; i++) in[i] = (lanes){0} + sigma[i];
+    for (int i = 0; i < 8; i++) in[4 + i] = (lanes){0} + r->key[i];
+    for (int l = 0; l < LANES; l++) {
+        uint64_t ctr = r->ctr + (uint64_t)l;
+        in[12][l] = (uint32_t)ctr;
+        in[13][l] = (uint32_t)(ctr >> 32);
+    }
+    in[14] = (lanes){0} + (uint32_t)r->nonce;
+    in[15] = (lanes){0} + (uint32_t)(r->nonce >> 32);
     memcpy(x, in, sizeof x);
     for (int i = 0; i < 10; i++) {  /* 20 rounds: a column round and a diagonal round, ten times */
         QR(x[0], x[4], x[8], x[12]); QR(x[1], x[5], x[9], x[13]);
@@ -26,8 +35,11 @@ static void chacha_block(ll_chacha* r) {
         QR(x[0], x[5], x[10], x[15]); QR(x[1], x[6], x[11], x[12]);
         QR(x[2], x[7], x[8], x[13]); QR(x[3], x[4], x[9], x[14]);
     }
-    for (int i = 0; i < 16; i++) r->block[i] = x[i] + in[i];
-    r->ctr++;
+    for (int i = 0; i < 16; i++) {
+        lanes w = x[i] + in[i];
+        memcpy(r->block + i * LANES, &w, sizeof w);
+    }
+    r->ctr += LANES;
     r->used = 0;
 }
 
@@ -35,11 +47,11 @@ void ll_chacha_init(ll_chacha* r, const uint8_t key[32], uint64_t nonce) {
     memcpy(r->key, key, 32);
     r->nonce = nonce;
     r->ctr = 0;
-    r->used = 16;
+    r->used = 16 * LANES;
 }
 
 uint32_t ll_chacha_u32(ll_chacha* r) {
-    if (r->used == 16) chacha_block(r);
+    if (r->used == 16 * LANES) chacha_blocks(r);
     return r->block[r->used++];
 }
 

@@ -7,6 +7,7 @@
  */
 #include <seccomp.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -57,6 +58,23 @@ static int wait_stop(ll_case* c, siginfo_t* si) {
     return 0;
 }
 
+static const char* signal_name(int sig) {
+    static const struct { int sig; const char* name; } names[] = {
+        {SIGSEGV, "SIGSEGV"}, {SIGBUS, "SIGBUS"}, {SIGILL, "SIGILL"}, {SIGFPE, "SIGFPE"}, {SIGABRT, "SIGABRT"},
+        {SIGKILL, "SIGKILL"}, {SIGTERM, "SIGTERM"}, {SIGTRAP, "SIGTRAP"}, {SIGXFSZ, "SIGXFSZ"}, {SIGPIPE, "SIGPIPE"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig) return names[i].name;
+    return "a signal";
+}
+
+/* Close every descriptor from `fd` up (close_range where the kernel has it). */
+static void close_from(int fd) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)fd, ~0U, 0) == 0) return;
+#endif
+    for (int i = fd; i < 65536; i++) close(i);
+}
+
 /* Why the worker ended, as the model should read it. */
 static int ended(ll_case* c, const siginfo_t* si, int during, int ncalls, double deadline_s) {
     const ll_header* h = (const ll_header*)c->base;
@@ -85,8 +103,7 @@ static int ended(ll_case* c, const siginfo_t* si, int during, int ncalls, double
                           "and signals are not available to the target", when);
     if (si->si_status == SIGXCPU)
         return ll_fail_as(c, "timeout", "cpu time limit exceeded %s", when);
-    const char* sig = sigabbrev_np(si->si_status);
-    return ll_fail_as(c, "crash", "killed by SIG%s %s", sig ? sig : "(unknown)", when);
+    return ll_fail_as(c, "crash", "killed by %s %s", signal_name(si->si_status), when);
 }
 
 /* fork + exec a fresh worker on the arena, and wait until it is confined and stopped. */
@@ -99,18 +116,17 @@ int ll_worker_start(ll_case* c, const char* path) {
         if (p == 0) _exit(0);
         if (p > 0) waitpid(p, NULL, 0);
     }
-    int null_r = open("/dev/null", O_RDONLY | O_CLOEXEC), null_w = open("/dev/null", O_WRONLY | O_CLOEXEC);
     /* The worker's stderr is a pipe we relay line by line behind "target: ": nothing it writes can pass
      * for the sandbox's or the supervisor's own words. Non-blocking, so a flood is dropped, never a hang. */
-    int err[2];
-    if (pipe2(err, O_CLOEXEC) != 0) return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(errno));
-    fcntl(err[1], F_SETPIPE_SZ, 1 << 20);
-    fcntl(err[1], F_SETFL, O_NONBLOCK);
-    fcntl(err[0], F_SETFL, O_NONBLOCK);
-    c->err_fd = err[0];
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(errno));
+    int err[2] = {-1, -1};
+    int null_r = open("/dev/null", O_RDONLY | O_CLOEXEC), null_w = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pid_t parent = getpid(), pid = -1;
+    if (null_r >= 0 && null_w >= 0 && pipe2(err, O_CLOEXEC | O_NONBLOCK) == 0) pid = fork();
+    if (pid < 0) {
+        int why = errno;
+        close(null_r), close(null_w), close(err[0]), close(err[1]);
+        return ll_fail_as(c, "crash", "cannot start the worker: %s", strerror(why));
+    }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);  /* the worker never outlives its supervisor */
         if (getppid() != parent) _exit(127);
@@ -119,9 +135,7 @@ int ll_worker_start(ll_case* c, const char* path) {
         if (a < 0 || r < 0 || w < 0 || e < 0 || dup2(r, 0) < 0 || dup2(w, 1) < 0 || dup2(e, 2) < 0 ||
             dup2(a, LL_ARENA_FD) < 0)
             _exit(127);
-        /* every other descriptor goes, the result channel first */
-        if (close_range(LL_ARENA_FD + 1, ~0U, 0) != 0)
-            for (int fd = LL_ARENA_FD + 1; fd < 4096; fd++) close(fd);
+        close_from(LL_ARENA_FD + 1);  /* every other descriptor goes, the result channel first */
         char* argv[] = {"looplab-worker", NULL};
         char* envp[] = {NULL};  /* no environment: no nonce, no seed, no case name, no secrets */
         execve(path, argv, envp);
@@ -130,6 +144,8 @@ int ll_worker_start(ll_case* c, const char* path) {
     close(null_r);
     close(null_w);
     close(err[1]);
+    fcntl(err[0], F_SETPIPE_SZ, 1 << 20);  /* room for a call's worth of messages */
+    c->err_fd = err[0];
     c->pid = pid;
     alarm_fired = 0;
     alarm_pid = pid;
