@@ -107,6 +107,33 @@ def test_inputs_are_fresh_every_run_and_an_inputs_seed_reproduces_them(tmp_path:
     assert same == key and again == first  # the printed key gives the same inputs back
 
 
+def test_honest_use_of_libc_is_not_refused(tmp_path: Path) -> None:
+    # The filter must not catch what a fast kernel may legitimately do: allocate (small and large),
+    # sort, copy, call libm, write a note to stderr.
+    binary = build(tmp_path, matmul("""
+    float* t = malloc(sizeof(float) * n * n);
+    memcpy(t, a, sizeof(float) * n * n);
+    qsort(t, (size_t)n * n, sizeof(float), by_value);  /* over 1 KB: glibc asks the kernel its memory size */
+    void* big = realloc(calloc(1 << 22, 1), 1 << 23);
+    free(big);
+    volatile double e = exp(t[0]) + log(fabs(t[1]) + 1.0) + sqrt(fabs(t[2]));
+    (void)e;
+    free(t);
+    fprintf(stderr, "note %d\\n", n);
+""" + MATMUL_BODY, """#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static int by_value(const void* x, const void* y) {
+    float a = *(const float*)x, b = *(const float*)y;
+    return (a > b) - (a < b);
+}
+"""))
+    records, log = run(binary, "--max-reps", "2", "n96", "n160")
+    assert all(r["ok"] for r in records), records
+    assert "target: note 96" in log
+
+
 def test_a_hang_is_a_timeout_naming_the_call(tmp_path: Path) -> None:
     binary = build(tmp_path, matmul("    static int calls;\n    if (++calls == 3) for (volatile int s = 1; s;) {}\n"
                                     + MATMUL_BODY))

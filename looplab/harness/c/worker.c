@@ -84,6 +84,8 @@ static int confine(pid_t self) {
 
 static char out_buffer[BUFSIZ];
 
+static int by_byte(const void* a, const void* b) { return *(const unsigned char*)a - *(const unsigned char*)b; }
+
 int main(void) {
     struct stat st;
     if (fstat(LL_ARENA_FD, &st) != 0 || st.st_size < LL_HEADER_BYTES) _exit(LL_EXIT_SETUP);
@@ -97,9 +99,12 @@ int main(void) {
     /* The kernel's OOM killer should pick the worker, never the supervisor (best effort). */
     int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (oom >= 0) { (void)!write(oom, "1000", 4); close(oom); }
-    /* stdio and malloc do their one-time set-up (fstat, getrandom) now, while that is allowed */
+    /* libc's one-time set-up that needs a system call happens now, while that is allowed: stdio's
+     * buffer (fstat), malloc's (getrandom), qsort's memory size (sysinfo, for arrays over 1 KB) */
     setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
     free(malloc(1));
+    static unsigned char sample[2048];
+    qsort(sample, sizeof sample, 1, by_byte);
 
     static unsigned char altstack[1 << 16];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
