@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from looplab.acceptance import AcceptanceRule, Incumbent, Session
+from looplab.acceptance import AcceptanceRule, Incumbent, Rule, Session
 from looplab.acceptance.choose import rule_for
 from looplab.evaluate import Evaluator
 from looplab.experiment import TIME_UNITS, Experiment
@@ -113,6 +113,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         best = [c for c in best if again.failure is None and c in best_in(rule.per_case(again))]
         s = rule.merge(s, again)
         comparisons = rule.per_case(s) if s.failure is None else {}  # over both sessions, for the record
+        best = [c for c in best if c in best_in(comparisons)]  # and a case's win must hold over both
     if s.failure is not None:
         if s.failed_side == "incumbent":
             reason = f"the incumbent failed while measuring: {s.failure.reason}"
@@ -151,13 +152,16 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
                            for c in best)
             decision.reason = f"best on {on}; overall {shown} not {better}{gap}"
         return Verdict(evaluation, decision, holdout)
-    decision.reason = _why_not(s, shown, better, worse, obj.min_gain or 0.0, obj.is_time)
+    decision.reason = _why_not(s, shown, better, worse, obj.min_gain or 0.0, obj.is_time,
+                               reproduced=rule.rule == Rule.DETERMINISTIC_SCORE)
     return Verdict(evaluation, decision)
 
 
-def _why_not(s: Session, shown: str, better: str, worse: str, min_gain: float, timed: bool) -> str:
+def _why_not(s: Session, shown: str, better: str, worse: str, min_gain: float, timed: bool, *,
+             reproduced: bool = False) -> str:
+    """reproduced: the rule confirms by evaluating the candidate again (a deterministic score)."""
     if s.unconfirmed:
-        if s.rounds <= 1 and not timed:
+        if reproduced:
             return f"{shown}: {better} once, but its score changed when evaluated again (not deterministic)"
         return f"{shown} over {s.rounds} rounds: {better} in a first session, not confirmed by a second"
     if s.high < 1.0 or (s.gain_high is not None and s.gain_high < 0):

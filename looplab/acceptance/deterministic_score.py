@@ -8,12 +8,13 @@ lucky draw.
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from looplab.acceptance import Incumbent, Rule, Session, scores
 from looplab.experiment import ObjectiveConfig
 from looplab.records import CaseComparison, Evaluation
-from looplab.stats import Status, difference_decision
+from looplab.stats import difference_decision
 
 
 class DeterministicScoreRule:
@@ -49,12 +50,26 @@ class DeterministicScoreRule:
     def merge(self, first: Session, second: Session) -> Session:
         if second.failure is not None:
             return second
-        if second.candidate != first.candidate:  # the candidate's own values moved: it is not deterministic
-            first.status, first.unconfirmed = Status.INCONCLUSIVE, True
-        return first
+        if second.candidate == first.candidate:
+            return first
+        # The candidate's own values moved: it is not deterministic. Both draws stay in the record, so
+        # no case can claim a win from one of them either.
+        s = Session(candidate={c: first.candidate[c] + second.candidate.get(c, []) for c in first.candidate},
+                    incumbent={c: first.incumbent[c] * 2 for c in first.incumbent}, rounds=2, unconfirmed=True)
+        names = sorted(set(s.candidate) & set(s.incumbent))
+        cand = [statistics.fmean(s.candidate[c][r][0] for c in names) for r in range(2)]
+        inc = [statistics.fmean(s.incumbent[c][r][0] for c in names) for r in range(2)]
+        _, s.estimate, s.low, s.high = difference_decision(
+            cand, inc, confidence=self.objective.confidence, direction=self.direction,
+            threshold=scores.threshold(self.objective, inc[0]))
+        return scores.as_factors(s, self.direction)
 
     def per_case(self, session: Session) -> dict[str, CaseComparison]:
-        return scores.per_case(session, self.objective, self.direction, self.objective.confidence)
+        cases = scores.per_case(session, self.objective, self.direction, self.objective.confidence)
+        if session.unconfirmed:  # its values moved: no case can claim a win on a deterministic rule
+            for c in cases.values():
+                c.ci_low, c.ci_high = 0.0, math.inf
+        return cases
 
     def case_wins(self, comparison: CaseComparison) -> bool:
         return scores.case_wins(comparison, self.objective)
