@@ -34,6 +34,11 @@ async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int
                         "(fix: repair the baseline or the harness)")
     noise = await measure_noise(experiment, evaluator, source, first)
     rule = rule_for(experiment, evaluator, noise.value)
+    if rule.rule == Rule.JUDGED:  # false wins and order flips of the judge model, not a noise floor
+        from looplab.acceptance.judged import calibrate as calibrate_judged
+
+        found = await calibrate_judged(rule, source, Incumbent(source, dict(first.cases)), cases, trials)
+        return {**found, "protection": protection()}
     looks = look_points(obj.rounds, obj.max_rounds)
     incumbent = Incumbent(source, dict(first.cases))
     false_accepts, rounds_used, spreads = 0, [], []

@@ -127,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("experiment", type=Path)
     exp.add_argument("-o", "--output", type=Path, help="default: EXPERIMENT/replies.jsonl")
     exp.set_defaults(handler=_cmd_export_replies)
+    for command in (run, ev, cal):  # judged objectives: the model that compares outputs
+        command.add_argument("--judge-model", metavar="SPEC", help="judged objectives: the model comparing outputs "
+                             "(default: [judge] model in experiment.toml)")
+        command.add_argument("--judge-base-url", help="judged objectives: the judge model's server")
+        command.add_argument("--judge-price", metavar="IN/OUT[/CACHED]", help="judged objectives: the judge "
+                             "model's USD per million tokens, when genai-prices does not know it")
     for command in (run, seed, status, ev, cal, rep, exp, ui):
         command.add_argument("--store", metavar="URL", help="store URL, e.g. postgresql://host/db "
                              "(default: $LOOPLAB_STORE, else EXPERIMENT/.looplab/looplab.db)")
@@ -183,9 +189,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
                          executor=args.executor, ray_address=args.ray_address)
+    judge = _install_judge(experiment, args)
     progress = make_progress(experiment=experiment, budget_usd=args.budget_usd, store=args.store)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
-                  f"{loop} attempts")
+                  f"{loop} attempts" + (f"; outputs judged by {judge.name}" if judge else ""))
     for line in peer_lines:
         progress.note(line)
     try:
@@ -238,22 +245,47 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from looplab.check import evaluate_file
-    from looplab.experiment import UserError, load_experiment
+    from looplab.experiment import load_experiment
 
     experiment = load_experiment(args.experiment)
-    if not args.candidate.is_file():
-        raise UserError(f"{args.candidate}: no such candidate file (fix: pass the path of a source file)")
-    verdict = asyncio.run(evaluate_file(experiment, args.candidate.read_text(), args.store))
+    source = _candidate_source(experiment, args.candidate)
+    _install_judge(experiment, args)
+    verdict = asyncio.run(evaluate_file(experiment, source, args.store))
     if args.json:
         print(json.dumps(verdict, indent=2))
     else:
         speed = f" x{verdict['speedup']:.3f}" if verdict.get("speedup") else ""
         print(f"{verdict['category']}{speed}: {verdict['reason']}")
         for name, case in verdict["cases"].items():
-            line = f"  {name}: " + (f"median {case['median']:.2f} {verdict['unit']}" if case["ok"] else
-                                    f"FAILED {case['error']}")
+            value = "judged" if case["median"] is None else f"median {case['median']:.2f} {verdict['unit']}"
+            line = f"  {name}: " + (value if case["ok"] else f"FAILED {case['error']}")
             print(line)
     return 0
+
+
+def _candidate_source(experiment, path: Path) -> str:
+    """The candidate `eval` judges: a source file, or for a files target a folder holding the target's
+    files (e.g. incumbent.files/, a winner) or their packed text."""
+    from looplab import filesets
+    from looplab.experiment import UserError
+
+    if experiment.is_files:
+        try:
+            if path.is_dir():
+                return filesets.read_tree(path, experiment.config.target.files)
+            if path.is_file():
+                text = path.read_text()
+                given = filesets.unpack(text)
+                if sorted(given) != sorted(experiment.config.target.files):
+                    raise filesets.FilesError(f"it holds {sorted(given)}, not the target's files")
+                return text
+        except (OSError, filesets.FilesError) as e:
+            raise UserError(f"{path}: not a candidate for this files target ({e}) (fix: pass a folder holding "
+                            f"{', '.join(experiment.config.target.files)})") from None
+        raise UserError(f"{path}: no such candidate folder (fix: pass a folder holding the target's files)")
+    if not path.is_file():
+        raise UserError(f"{path}: no such candidate file (fix: pass the path of a source file)")
+    return path.read_text()
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -264,6 +296,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
+    _install_judge(experiment, args)
     evaluator = Evaluator(experiment)
     store = open_store(experiment, args.store)
     try:
@@ -275,11 +308,22 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     result = asyncio.run(calibrate(experiment, evaluator, trials=args.trials, source=source))
     if args.json:
         print(json.dumps(result, indent=2))
+    elif result["rule"] == "judged":
+        from looplab.acceptance.judged import calibration_lines
+
+        print("\n".join(calibration_lines(experiment.name, result)))
     else:
         print(f"{experiment.name}: {args.trials} A/A trials of the incumbent against itself")
         print(f"  false-acceptance rate: {result['false_accept_rate']:.3f}")
         print(f"  smallest reliably detectable gain: {result['min_detectable_gain']:.3f}")
     return 0
+
+
+def _install_judge(experiment, args: argparse.Namespace):
+    from looplab.acceptance import pairwise
+
+    return pairwise.install_for(experiment, model=args.judge_model, base_url=args.judge_base_url,
+                                price=args.judge_price)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -352,12 +396,15 @@ def _status(experiment, store_url: str | None = None) -> dict:
 
 
 def _print_status(experiment, store_url: str | None = None) -> None:
+    from looplab.report import cost_split
+
     s = _status(experiment, store_url)
     best, usage = s["best"], s["usage"]
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())) or "none yet"
     speed = f"x{best['speedup']:.3f}" if best.get("speedup") else "n/a"
     metric = f"{best['metric']:.2f} {best['unit']}" if best.get("metric") is not None else "n/a"
     cost = "unknown" if usage["cost_usd"] is None else f"${usage['cost_usd']:.4f}"
+    cost += cost_split(s)  # proposals and judge apart, once a judge model was called
     print(f"{s['experiment']}: {s['attempts']} attempts ({outcomes})")
     print(f"  best: {metric}, {speed} over the baseline, commit {best.get('commit') or '-'}")
     print(f"  usage: {usage['total_tokens']} tokens ({usage['prompt_tokens']} prompt, "

@@ -70,9 +70,9 @@ TIME_UNITS = ("ns", "us", "µs", "ms", "s", "cycles")
 
 
 class ObjectiveConfig(_Section):
-    # "time": the harness reports timing samples; "score": a value the evaluator computes.
-    # Unset: time when the unit is a time unit, else score.
-    kind: Literal["time", "score"] | None = None
+    # "time": the harness reports timing samples; "score": a value the evaluator computes; "judged": the
+    # harness reports each case's output and a model compares them ([judge]). Unset: time for a time unit, else score.
+    kind: Literal["time", "score", "judged"] | None = None
     metric: str = ""  # score: the reported metric that decides (default: the line's samples/score)
     metrics: list[str] = Field(default_factory=list)  # other named metrics shown beside it
     direction: Literal["minimize", "maximize"] = "minimize"
@@ -90,6 +90,8 @@ class ObjectiveConfig(_Section):
     def _resolve(self) -> ObjectiveConfig:
         if self.kind is None:
             self.kind = "time" if self.unit in TIME_UNITS else "score"
+        if self.kind == "judged" and self.unit in TIME_UNITS:
+            self.unit = "judged"  # wins against losses: no unit of measure
         if self.min_gain is None:
             self.min_gain = 0.01 if self.kind == "time" else 0.0
         if self.kind == "time" and self.min_gain_abs:
@@ -99,6 +101,20 @@ class ObjectiveConfig(_Section):
     @property
     def is_time(self) -> bool:
         return self.kind == "time"
+
+
+class JudgeConfig(_Section):
+    """The model that compares outputs for a judged objective (looplab/acceptance/pairwise.py)."""
+
+    model: str = ""  # provider spec; --judge-model wins
+    base_url: str = ""  # an OpenAI- or Anthropic-compatible server; --judge-base-url wins
+    price: str = ""  # IN/OUT[/CACHED] USD per million tokens, for a model genai-prices cannot price
+    rubric: str = "RUBRIC.md"  # what makes one output better than another, in the experiment folder
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=300, gt=0)
+    timeout_s: float = Field(default=120, gt=0)
+    max_output_chars: int = Field(default=4000, gt=0)  # each output and input shown, cut beyond this
+    concurrency: int = Field(default=4, ge=1, le=64)  # comparisons in flight at once
 
 
 class ScreenConfig(_Section):
@@ -171,6 +187,7 @@ class ExperimentConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)  # per evaluation, on a cluster
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)  # for "% of reference" in SCORES
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)  # objective.kind = "judged"
 
     @field_validator("ideas")
     @classmethod
@@ -377,6 +394,9 @@ def _check_files(exp: Experiment, toml_path: Path) -> None:
     if cfg.evaluate.command and not cfg.evaluate.evaluator and not cfg.cases.search:
         raise UserError(f"{toml_path}: field 'cases.search': no search cases (fix: name at least one case the "
                         "harness measures, e.g. search = [\"n128\"]; search cases decide acceptance)")
+    if cfg.objective.kind == "judged" and not (exp.root / cfg.judge.rubric).is_file():
+        raise UserError(f"{toml_path}: field 'judge.rubric': file {cfg.judge.rubric} not found in {exp.root} "
+                        "(fix: write what makes one output better than another in it, or point the field at it)")
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)
     if overlap:
         raise UserError(

@@ -69,8 +69,10 @@ async def _holdout(evaluator: Evaluator, rule: AcceptanceRule, candidate: str, i
         return None, None, None
     s = await rule.session(candidate, incumbent, cases, decisive=True)
     if s.failure is not None:
-        if s.failed_side == "incumbent":
-            return s.failure, None, Decision(Outcome.INFRA_ERROR, "the incumbent failed on a hidden holdout case")
+        if s.failed_side in ("incumbent", "judge"):
+            return s.failure, None, Decision(Outcome.INFRA_ERROR, f"the {s.failed_side} failed on a hidden holdout case")
+        if s.failure.failure == Outcome.OVERFIT:  # the rule found it worse there (a judged objective)
+            return s.failure, s.estimate, Decision(Outcome.OVERFIT, s.failure.reason)
         how = _FAILED_AS.get(s.failure.failure or Outcome.CRASH, "failed")
         return s.failure, None, Decision(Outcome.OVERFIT, f"right on the search cases but {how} on a hidden holdout case")
     ev = Evaluation(ok=True, cases={c: CaseResult(case=c, ok=True, samples=[x for r in s.candidate[c] for x in r])
@@ -115,8 +117,9 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         comparisons = rule.per_case(s) if s.failure is None else {}  # over both sessions, for the record
         best = [c for c in best if c in best_in(comparisons)]  # and a case's win must hold over both
     if s.failure is not None:
-        if s.failed_side == "incumbent":
-            reason = f"the incumbent failed while measuring: {s.failure.reason}"
+        if s.failed_side in ("incumbent", "judge"):
+            reason = f"the incumbent failed while measuring: {s.failure.reason}" if s.failed_side == "incumbent" \
+                else s.failure.reason
             return Verdict(validation, Decision(Outcome.INFRA_ERROR, reason, rule=rule.rule.value))
         reason = f"on a re-run with fresh inputs: {s.failure.reason}"
         return Verdict(s.failure, Decision(s.failure.failure or Outcome.CRASH, reason, rule=rule.rule.value))
@@ -126,7 +129,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
     shown = rule.describe(s)
     better, worse = _words(direction, obj.unit)
     flag = ""
-    if s.status == Status.BETTER and s.estimate > SUSPICIOUS_SPEEDUP:
+    if s.status == Status.BETTER and s.estimate > getattr(rule, "suspicious_above", SUSPICIOUS_SPEEDUP):
         again = await evaluator.evaluate(candidate_source, cases)
         if not again.ok:
             decision.outcome = again.failure or Outcome.INVALID
@@ -138,6 +141,7 @@ async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_sourc
         holdout, holdout_factor, failed = await _holdout(evaluator, rule, candidate_source, incumbent)
         if failed is not None:
             _record(failed, rule, s, comparisons)
+            failed.holdout_speedup = holdout_factor
             return Verdict(evaluation, failed, holdout)
         decision.holdout_speedup = holdout_factor
         gap = "" if holdout_factor is None else f"; holdout x{holdout_factor:.2f}"

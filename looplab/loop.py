@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from looplab import keeping, memory, reflect, report, runs
-from looplab.acceptance import objective_value, recorded_results
+from looplab.acceptance import objective_value, pairwise, recorded_results
 from looplab.acceptance.choose import measure_noise
 from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
 from looplab.executors import Executor, make_executor
@@ -102,6 +102,7 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> Atte
     incumbent = store.incumbent()
     assert incumbent is not None and incumbent.source is not None
     run_dir = runs.attempt_dir(experiment, attempt_id)
+    pairwise.recording(store, attempt_id, s.options.budget_usd)  # a judge model's calls (judged objectives)
 
     # 1. Prompt: the task, the incumbent (and the plan's parents), the memory, the latest failures.
     messages = render_prompt(experiment, prompt_context(store, experiment, incumbent, plan, mem))

@@ -65,8 +65,14 @@ def goal_words(experiment: Experiment) -> tuple[str, str]:
     obj = experiment.config.objective
     if obj.is_time:
         return "faster", ""
+    if obj.kind == "judged":
+        return "better", " (a judge compares its outputs with the current best's, case by case, under a rubric)"
     metric = f"`{obj.metric}`" if obj.metric else "score"
     return "better", f" (a {'higher' if obj.direction == 'maximize' else 'lower'} {metric} is better)"
+
+
+FILES_SYSTEM = SYSTEM.replace("exactly one fenced code block", "each file you change in its own fenced code block, "
+                               "its path on the line before it")
 
 
 def render_prompt(experiment: Experiment, context: PromptContext) -> list[Message]:
@@ -94,7 +100,7 @@ def render_prompt(experiment: Experiment, context: PromptContext) -> list[Messag
         parents=[Parent(p.id, _shown(experiment, p.source), p.note) for p in context.parents],
         direction=context.direction,
     )
-    return [Message("system", SYSTEM), Message("user", user)]
+    return [Message("system", FILES_SYSTEM if experiment.is_files else SYSTEM), Message("user", user)]
 
 
 def _shown(experiment: Experiment, source: str) -> str:

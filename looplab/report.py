@@ -68,7 +68,7 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
     counts = store.outcome_counts()
     base, inc = store.baseline(), store.incumbent()
     base_metric = base.metric if base else None
-    return {
+    data = {
         "experiment": experiment.name,
         "attempts": sum(counts.values()),
         "in_flight": len(store.in_flight()),
@@ -84,6 +84,29 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
         "baseline": {"metric": base_metric},
         "usage": store.usage_total().to_dict(),
     }
+    judge = store.usage_total("judge")
+    if judge.total_tokens or judge.cost_usd:  # a judge model was called (judged objectives): its cost apart
+        data["usage_by_kind"] = {kind: store.usage_total(kind).to_dict() for kind in CALL_KINDS}
+    return data
+
+
+CALL_KINDS = ("propose", "reflect", "judge")
+
+
+def cost_text(usage: dict) -> str:
+    return "unknown" if usage["cost_usd"] is None else f"${usage['cost_usd']:.4f}"
+
+
+def cost_split(data: dict) -> str:
+    """" — proposals $0.0100 (1,200 tokens), judge $0.0200 (3,400 tokens)" once a judge model was called."""
+    kinds = data.get("usage_by_kind") or {}
+    judge = kinds.get("judge")
+    if not judge or not judge["total_tokens"] and not judge["cost_usd"]:
+        return ""
+    names = {"propose": "proposals", "reflect": "reflection", "judge": "judge"}
+    parts = [f"{names[k]} {cost_text(u)} ({u['total_tokens']:,} tokens)" for k, u in kinds.items()
+             if k == "propose" or u["total_tokens"] or u["cost_usd"]]
+    return f" — {', '.join(parts)}"
 
 
 def _winner(row: AttemptRow, base_metric: float | None, direction: str) -> dict[str, Any]:
@@ -188,7 +211,7 @@ def render_scores_md(data: dict) -> str:
         f"- Attempts: {data['attempts']} finished, {data['in_flight']} in flight — {outcomes}",
         f"- Tokens: prompt {usage['prompt_tokens']:,} · completion {usage['completion_tokens']:,} · "
         f"cached {usage['cached_tokens']:,} · total {usage['total_tokens']:,}",
-        f"- Cost: {cost}",
+        f"- Cost: {cost}{cost_split(data)}",
         *_reference_line(data.get("reference")),
         "",
         "## Winners",

@@ -48,14 +48,15 @@ class CallLog:
                                      (attempt_id,)).fetchall()
         return [dict(r) for r in rows]
 
-    def usage_total(self) -> Usage:
-        """Sum over all calls; cost_usd is None when any call's price was unknown."""
+    def usage_total(self, kind: str | None = None) -> Usage:
+        """Sum over all calls (or one kind's); cost_usd is None when any call's price was unknown."""
         with self._lock:
             r = self._execute(
                 "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0.0), "
                 "COALESCE(SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 "
-                "THEN 1 ELSE 0 END), 0) FROM calls"
+                "THEN 1 ELSE 0 END), 0) FROM calls" + ("" if kind is None else " WHERE kind = ?"),
+                () if kind is None else (kind,),
             ).fetchone()
         return Usage(int(r[0]), int(r[1]), int(r[2]), None if r[4] else float(r[3]))
 

@@ -168,3 +168,23 @@ def test_a_files_candidate_is_judged_archived_and_committed(files_experiment: Pa
     prompt = (files_experiment / "runs" / "0001" / "prompt.md").read_text()
     assert "parts/a.txt\n```text\n1\n```" in prompt and "looplab file:" not in prompt
     assert "(of: parts/a.txt, parts/b.txt)" in prompt
+
+
+def test_looplab_eval_takes_a_files_candidate_as_a_folder(files_experiment: Path) -> None:
+    cand = files_experiment.parent / "cand"
+    (cand / "parts").mkdir(parents=True)
+    (cand / "parts" / "a.txt").write_text("3\n")
+    (cand / "parts" / "b.txt").write_text("2\n")
+    run = [sys.executable, "-m", "looplab.cli", "eval", str(files_experiment)]
+    proc = subprocess.run([*run, str(cand), "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["category"] == "accepted", proc.stderr
+    (cand / "parts" / "b.txt").unlink()
+    bad = subprocess.run([*run, str(cand)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a candidate for this files target" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_python_tools_see_no_host_tmp() -> None:
+    from looplab import harness
+
+    assert all(str(p) not in ("/", "/tmp") for p in harness.python_paths())

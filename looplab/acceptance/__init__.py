@@ -3,6 +3,7 @@
   timing               paired, interleaved timing under the machine-wide lock (time objectives)
   deterministic_score  one evaluation per candidate against the incumbent's recorded value
   noisy_score          replicates, paired and interleaved, under the same sequential, confirmed rule
+  judged               a model compares outputs in both orders; per-case wins against losses, a sign test
 
 Every rule reports a Session: where the comparison stands (Status), and its estimate and interval as
 a factor ("x1.12" = 12% better, > 1 is better) so that records, SCORES and memory read the same for
@@ -24,6 +25,7 @@ class Rule(StrEnum):
     TIMING = "timing"
     DETERMINISTIC_SCORE = "deterministic_score"
     NOISY_SCORE = "noisy_score"
+    JUDGED = "judged"
 
 
 class Noise(StrEnum):
@@ -49,7 +51,7 @@ class Session:
     incumbent: dict[str, list[list[float]]] = field(default_factory=dict)
     rounds: int = 0
     failure: Evaluation | None = None  # a run that failed
-    failed_side: str = ""  # "candidate" or "incumbent"
+    failed_side: str = ""  # "candidate", "incumbent" or "judge" (the judge model or the evaluator's lines)
     status: Status = Status.INCONCLUSIVE
     estimate: float = 1.0  # factor, > 1 better
     low: float = 0.0

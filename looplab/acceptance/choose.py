@@ -7,7 +7,7 @@ from looplab.acceptance.deterministic_score import DeterministicScoreRule
 from looplab.acceptance.noisy_score import NoisyScoreRule
 from looplab.acceptance.scores import values_of
 from looplab.acceptance.timing import TimingRule
-from looplab.experiment import Experiment
+from looplab.experiment import Experiment, UserError
 from looplab.records import Evaluation
 
 
@@ -22,6 +22,11 @@ def configured_noise(experiment: Experiment, measured: str | None) -> Noise:
 def rule_for(experiment: Experiment, evaluator, measured_noise: str | None = None) -> AcceptanceRule:
     objective = experiment.config.objective
     direction = evaluator.direction
+    if objective.kind == "judged":
+        from looplab.acceptance import pairwise
+        from looplab.acceptance.judged import JudgedRule
+
+        return JudgedRule(evaluator, objective, pairwise.judge_for(experiment))
     if objective.is_time:
         return TimingRule(evaluator, objective, direction)
     if configured_noise(experiment, measured_noise) == Noise.DETERMINISTIC:
@@ -33,6 +38,9 @@ async def measure_noise(experiment: Experiment, evaluator, source: str, first: E
     """Evaluate `source` once more (fresh inputs) and compare with `first`: the same values on every
     case make the score deterministic. Time objectives are noisy by nature and are not measured."""
     objective = experiment.config.objective
+    if objective.kind == "judged":
+        _check_outputs(experiment, first)
+        return Noise.NOISY  # the judge compares outputs; a second run would tell nothing
     if objective.is_time:
         return Noise.NOISY
     if objective.noise != "auto":
@@ -45,3 +53,11 @@ async def measure_noise(experiment: Experiment, evaluator, source: str, first: E
     a, b = values_of(first, metric), values_of(again, metric)
     same = all(c in a and c in b and a[c] == b[c] for c in cases)
     return Noise.DETERMINISTIC if same else Noise.NOISY
+
+
+def _check_outputs(experiment: Experiment, first: Evaluation) -> None:
+    missing = [name for name, case in first.cases.items() if "output" not in case.metrics]
+    if missing:
+        raise UserError(f"{experiment.root / 'experiment.toml'}: field 'objective.kind': judged, but the evaluator's "
+                        f'line for case {missing[0]} has no "output" (fix: print each case\'s output to be judged, '
+                        'e.g. {"case": ..., "ok": true, "output": ..., "input": ...})')

@@ -23,9 +23,15 @@ def placeholders() -> dict[str, str]:
 
 
 def python_paths() -> list[Path]:
-    """What a Python process under {python} needs to read: the interpreter's prefixes and sys.path."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix), PACKAGE_DIR.parent.parent}
-    paths |= {Path(p) for p in sys.path if p and os.path.isdir(p)}
+    """What a Python process under {python} needs to read: the interpreter's prefixes, its installed
+    packages and looplab itself — not every sys.path entry (a script's own folder, say /tmp, would be
+    bound over the sandbox's private /tmp and show the host's files to candidates)."""
+    prefixes = {Path(sys.prefix), Path(sys.base_prefix)}
+    paths = prefixes | {PACKAGE_DIR.parent}  # looplab's package, wherever an editable install keeps it
+    for p in sys.path:
+        path = Path(p) if p and os.path.isdir(p) else None
+        if path and (path.name in ("site-packages", "dist-packages") or any(path.is_relative_to(x) for x in prefixes)):
+            paths.add(path)
     return sorted(paths)
 
 

@@ -126,7 +126,7 @@ EXPERIMENT = """{% from "figure" import figure %}
   <div class="card"><div class="k">tokens</div><div class="v">{{ s.usage.total_tokens|int_ }}</div>
     <div class="s">{{ s.usage.prompt_tokens|int_ }} prompt · {{ s.usage.completion_tokens|int_ }} completion · {{ s.usage.cached_tokens|int_ }} cached</div></div>
   <div class="card"><div class="k">cost</div><div class="v">{{ s.usage.cost_usd|usd }}</div>
-    <div class="s">{{ s.models|join(", ") or "no model calls yet" }}</div></div>
+    <div class="s">{{ s.models|join(", ") or "no model calls yet" }}{% if s.judge_usage and s.judge_usage.total_tokens %} · judge {{ s.judge_usage.cost_usd|usd }} of it{% endif %}</div></div>
 </section>
 <div class="chips" style="margin-top:10px">{% for o, n in s.outcomes.items() %}<span class="badge" style="background:{{ colors.get(o, '#999') }}">{{ o }} {{ n }}</span>{% endfor %}</div>
 {% if not s.has_store %}<div class="panel empty">No attempts yet: start the search with <code>looplab run {{ s.root }}</code>; this page fills in as attempts land.</div>{% endif %}

@@ -47,6 +47,7 @@ class View:
     incumbent: AttemptRow | None = None
     winners: list[AttemptRow] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    judge_usage: Usage = field(default_factory=Usage)  # a judge model's calls (judged objectives), also in usage
     memory: dict = field(default_factory=dict)
     read_at: float = field(default_factory=time.time)
     has_store: bool = False
@@ -80,6 +81,7 @@ def build_view(store: Store | None, experiment: Experiment) -> View:
         incumbent=store.incumbent(),
         winners=store.winners(),
         usage=store.usage_total(),
+        judge_usage=store.usage_total("judge"),
         memory=build_memory(store, experiment),
         has_store=True,
     )
@@ -149,6 +151,7 @@ def summary(view: View) -> dict[str, Any]:
             "strategy": best.strategy if best else "",
         },
         "usage": view.usage.to_dict(),
+        "judge_usage": view.judge_usage.to_dict(),
         "models": models,
         "search_cases": view.experiment.search_cases,
         "holdout_cases": view.experiment.holdout_cases,
