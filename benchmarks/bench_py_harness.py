@@ -21,6 +21,7 @@ from pathlib import Path
 
 from looplab.harness.py.channel import Worker
 from looplab.harness.py.supervisor import BASE_IMPORTS
+from looplab.harness.py.zygote import Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 EDIT = ROOT / "experiments" / "editdistance"
@@ -47,11 +48,13 @@ def in_process(fn, batches: list) -> float:
 
 
 def through_worker(source: bytes, batches: list, imports: list[str]) -> float:
-    w = Worker(source, "levenshtein", imports, timeout_s=30, reply_cap=8 << 20)
+    z = Zygote(source, "levenshtein", imports)
+    w = Worker(z, timeout_s=30, reply_cap=8 << 20)
     try:
         times = [w.call(marshal.dumps(batch), i + 1).wall_ns for i, batch in enumerate(batches)]
     finally:
         w.close()
+        z.close()
     return statistics.median(times[1:]) / 1000  # the first call is a warm-up, as in the harness
 
 

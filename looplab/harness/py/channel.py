@@ -1,30 +1,25 @@
-"""The supervisor's handle on one worker: start it, load the candidate, time calls, end it.
+"""The supervisor's handle on one worker: fork it, wait for the candidate to load, time calls, end it.
 
-The worker gets two pipes (commands in, replies out), /dev/null as stdin, stdout and stderr (it
-has no way to the run's log: nothing it sees, holdout inputs included, can reach a report or a
-prompt) and an empty environment. A call's timed window runs from just before the inputs
-are written to just after the last byte of the reply is read, so nothing the worker could do
-ahead of time or leave for later escapes it.
+A worker (forked by the zygote, see zygote.py) has two pipes (commands in, replies out),
+/dev/null as stdin, stdout and stderr (it has no way to the run's log: nothing it sees, holdout
+inputs included, can reach a report or a prompt) and an empty environment. A call's timed window
+runs from just before the inputs are written to just after the last byte of the reply is read, so
+nothing the worker could do ahead of time or leave for later escapes it.
 """
 
 from __future__ import annotations
 
 import json
-import marshal
 import os
 import select
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from looplab.harness.py import confine
+from looplab.harness.py.zygote import Zygote, ZygoteGone, kill
 
-WORKER = Path(__file__).with_name("worker.py")
 HEADER = 4
-_RUN_MARK = "LOOPLAB_SANDBOX_RUN"  # lets the sandbox sweep the worker too; carries nothing secret
 _LOADING = "while loading the candidate"
 
 
@@ -53,28 +48,16 @@ def _signal_name(sig: int) -> str:
 class Worker:
     """One worker process holding the candidate, for one case."""
 
-    def __init__(self, source: bytes, target: str, imports: list[str], timeout_s: float, reply_cap: int):
-        """Start the worker and send it the candidate; wait_loaded() waits for it to be ready."""
-        self.timeout_s, self.reply_cap = timeout_s, reply_cap
-        cmd_r, self._cmd = os.pipe()
-        self._reply, reply_w = os.pipe()
-        env = {_RUN_MARK: os.environ[_RUN_MARK]} if _RUN_MARK in os.environ else {}
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-S", str(WORKER), str(cmd_r), str(reply_w)],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, pass_fds=(cmd_r, reply_w), env=env)
-        finally:
-            os.close(cmd_r)
-            os.close(reply_w)
+    def __init__(self, zygote: Zygote, timeout_s: float, reply_cap: int):
+        """Fork a worker, which loads the candidate at once; wait_loaded() waits for it to be ready."""
+        self.zygote, self.timeout_s, self.reply_cap = zygote, timeout_s, reply_cap
+        self.pid, self._cmd, self._reply = zygote.fork(timeout_s)
+        self._deadline = time.monotonic() + timeout_s
+        self._ended: int | None = None  # the wait status, once reaped
         os.set_blocking(self._cmd, False)
         os.set_blocking(self._reply, False)
-        self._clock = ((~self.proc.pid) << 3) | 2  # the worker's process CPU clock (CPUCLOCK_SCHED)
+        self._clock = ((~self.pid) << 3) | 2  # the worker's process CPU clock (CPUCLOCK_SCHED)
         self._loaded = False
-        self._deadline = time.monotonic() + timeout_s
-        setup = {"source": source, "target": target, "imports": imports,
-                 "path": [p for p in sys.path if p], "bpf": confine.worker_filter(cmd_r, reply_w),
-                 "seccomp": confine.seccomp_syscall()}
-        self._send(marshal.dumps(setup), self._deadline, _LOADING)
 
     def wait_loaded(self) -> None:
         """Return once the candidate is loaded in the confined worker; CaseFailed (worker ended) if not."""
@@ -95,7 +78,7 @@ class Worker:
     def _check_confined(self) -> None:
         """Trust, but verify from outside: the filter is in force and nothing runs beside it."""
         try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+            status = Path(f"/proc/{self.pid}/status").read_text()
         except OSError:
             return  # no /proc: the worker's own report stands
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -168,25 +151,30 @@ class Worker:
 
     def _died(self, when: str) -> CaseFailed:
         try:
-            rc = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.close()
+            status, killed = self.zygote.reap(self.pid, grace_s=2)
+        except ZygoteGone as e:
+            return CaseFailed(f"the worker ended {when}, and {e}", "crash")
+        self._ended = status
+        if killed:
             return CaseFailed(f"the worker closed its pipes {when}", "crash")
+        rc = os.waitstatus_to_exitcode(status)
         if rc < 0:
             hint = " (a forbidden system call)" if -rc == signal.SIGSYS else ""
             return CaseFailed(f"worker killed by {_signal_name(-rc)}{hint} {when}", "crash")
         return CaseFailed(f"worker exited with code {rc} {when} (exit inside the target?)", "crash")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        """Kill the worker (if still running) and reap it; idempotent."""
         for fd in (self._cmd, self._reply):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
         self._cmd = self._reply = -1
+        if self._ended is None:
+            kill(self.pid)
+            try:
+                self._ended = self.zygote.reap(self.pid, grace_s=2)[0]
+            except ZygoteGone:
+                self._ended = -1
 
 
 def decode(payload: bytes, what: str) -> dict:

@@ -1,7 +1,7 @@
 """The trusted supervisor of a Python harness: makes inputs, times calls, checks results, reports.
 
-It never imports or runs candidate code: each case gets a fresh confined worker (channel.Worker)
-that holds the candidate and sees only argument tuples. Inputs are made after the worker is up,
+It never imports or runs candidate code: each case gets a fresh confined worker (channel.Worker,
+forked by a clean zygote: zygote.py) that holds the candidate and sees only argument tuples. Inputs are made after the worker is up,
 from OS randomness; every reply is parsed as untrusted JSON and checked against the experiment's
 own check; the supervisor alone writes result lines (with the nonce) on its stdout.
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 from looplab.harness.py import confine
 from looplab.harness.py.channel import CaseFailed, Timed, Worker, decode
+from looplab.harness.py.zygote import Zygote, ZygoteGone
 
 Inputs = list[tuple]  # one batch: the argument tuple of every target call in one timed sample
 MakeInputs = Callable[[random.Random], Inputs]
@@ -142,34 +143,19 @@ def _verify(h: Harness, batch: Inputs, results: list, call: int) -> None:
                              f"{wrong} on call {call}")
 
 
-Pending = Worker | CaseFailed | None  # the next case's worker, started ahead, or why it could not start
-
-
-def _start(h: Harness, opts: Options, source: bytes, imports: list[str], case: str | None) -> Pending:
-    if case is None or case not in h.cases:
-        return None
+def run_case(h: Harness, opts: Options, case: str, zygote: Zygote | None) -> dict:
+    """One case in a fresh worker: its result line."""
+    if h.cases.get(case) is None:
+        return {"case": case, "ok": False, "error": "unknown case"}
+    worker = None
     try:
-        return Worker(source, h.target, imports, opts.call_timeout_s, h.reply_cap)
-    except OSError as e:
-        return CaseFailed(f"cannot start the worker: {e}", "crash")
-    except CaseFailed as f:
-        return f
-
-
-def run_case(h: Harness, opts: Options, case: str, worker: Pending,
-             start_next: Callable[[], Pending]) -> tuple[dict, Pending]:
-    """One case in its own worker: (result line, the next case's worker if it was started here).
-
-    The next worker starts during this case's warm-up call and is loaded before the first timed
-    call, so its start-up cost is hidden without disturbing any sample."""
-    nxt: Pending = None
-    try:
-        if h.cases.get(case) is None:
-            return {"case": case, "ok": False, "error": "unknown case"}, nxt
-        if isinstance(worker, CaseFailed):
-            raise worker
+        if zygote is None:
+            raise CaseFailed("the worker could not be started (see the log)", "crash")
+        try:
+            worker = Worker(zygote, opts.call_timeout_s, h.reply_cap)
+        except ZygoteGone as e:
+            raise CaseFailed(str(e), "crash") from None
         worker.wait_loaded()
-        nxt = start_next()
         samples: list[float] = []
         reps, call, n = 1, 0, 0
         while call < reps + 1:
@@ -178,23 +164,24 @@ def run_case(h: Harness, opts: Options, case: str, worker: Pending,
             timed = worker.call(marshal.dumps(batch), call)
             _verify(h, batch, _results(h, timed, batch, call), call)
             n = len(batch)
-            if call == 1:  # warm-up: sizes the number of timed calls, by CPU time (the next worker
-                # may be starting on the same core meanwhile, and a size is all this decides)
-                per_call = timed.cpu_ns if timed.cpu_ns > 0 else timed.wall_ns
-                reps = min(max(3, min(10, int(h.budget_s * 1e9) // max(per_call, 1))), opts.max_reps)
-                if isinstance(nxt, Worker):
-                    try:
-                        nxt.wait_loaded()
-                    except CaseFailed as f:
-                        nxt = f
+            if call == 1:  # warm-up: sizes the number of timed calls
+                reps = min(max(3, min(10, int(h.budget_s * 1e9) // max(timed.wall_ns, 1))), opts.max_reps)
             else:
                 samples.append(timed.wall_ns / 1000.0)
-        return {"case": case, "ok": True, "samples_us": samples, "inputs": n}, nxt
+        return {"case": case, "ok": True, "samples_us": samples, "inputs": n}
     except CaseFailed as f:
-        return {"case": case, "ok": False, "error": f.error, "failure": f.failure}, nxt
+        return {"case": case, "ok": False, "error": f.error, "failure": f.failure}
     finally:
-        if isinstance(worker, Worker):
+        if worker is not None:
             worker.close()
+
+
+def _zygote(h: Harness, source: bytes, imports: list[str]) -> Zygote | None:
+    try:
+        return Zygote(source, h.target, imports)
+    except (OSError, ZygoteGone) as e:
+        print(f"looplab harness: cannot start the zygote: {e}", file=sys.stderr)
+        return None
 
 
 def main(target: str, cases: Mapping[str, MakeInputs], check: Check, *, imports: Sequence[str] | None = None,
@@ -208,18 +195,15 @@ def main(target: str, cases: Mapping[str, MakeInputs], check: Check, *, imports:
     h = Harness(target, cases, check, imports, **settings)
     source = opts.candidate.read_bytes()
     wanted = list(dict.fromkeys([*BASE_IMPORTS, *h.imports]))
-    out = sys.stdout
-    cases = opts.cases
-    pending: Pending = None
-    for i, case in enumerate(cases):
-        if pending is None:  # not started ahead (the previous case failed early)
-            pending = _start(h, opts, source, wanted, case)
-        following = cases[i + 1] if i + 1 < len(cases) else None
-        line, pending = run_case(h, opts, case, pending, lambda c=following: _start(h, opts, source, wanted, c))
-        if opts.nonce is not None:
-            line = {"case": line["case"], "nonce": opts.nonce, **line}
-        out.write(json.dumps(line) + "\n")
-        out.flush()
-    if isinstance(pending, Worker):
-        pending.close()
+    zygote = _zygote(h, source, wanted) if any(c in h.cases for c in opts.cases) else None
+    try:
+        for case in opts.cases:
+            line = run_case(h, opts, case, zygote)
+            if opts.nonce is not None:
+                line = {"case": line["case"], "nonce": opts.nonce, **line}
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+    finally:
+        if zygote is not None:
+            zygote.close()
     return 0

@@ -1,15 +1,20 @@
-"""The worker: the one process that holds the candidate. Run by the supervisor, never imported.
+"""The worker side: a zygote that forks one worker per case; each worker holds the candidate.
 
-usage: python -I -S worker.py CMD_FD REPLY_FD
+usage: python -I -S worker.py SETUP_FD CONTROL_FD   (started by the supervisor, never imported
+for its code; the supervisor reads only the descriptor numbers below)
 
-It reads a setup frame (candidate source, target name, modules to pre-import, sys.path, a seccomp
-BPF program), imports the modules, installs the filter on every thread, and only then compiles and
-runs the candidate in a fresh module. Then, for every batch of argument tuples it reads, it calls
-the target on each and writes the results back as JSON. It never learns the case, the nonce, the
-seed or the expected results, and holds no descriptor but its two pipes, /dev/null and the log.
+The zygote reads the setup (candidate source, target name, modules to pre-import, sys.path, a
+seccomp BPF program) from SETUP_FD, imports the modules once, and then, on each "fork" from the
+supervisor (CONTROL_FD, a unix socket), forks a worker and hands the supervisor the worker's two
+pipe ends; on "wait PID" it reaps that worker and answers its wait status. The zygote never runs
+candidate code and holds nothing about any case. A worker keeps only its two pipes (on CMD_FD and
+REPLY_FD) and /dev/null, installs the filter on itself, and only then compiles and runs the
+candidate in a fresh module; then, for every batch of argument tuples it reads, it calls the
+target on each and writes the results back as JSON. It never learns the case, the nonce, the seed
+or the expected results.
 
-Everything here after the candidate has run is untrusted (the candidate can rewrite it); the
-supervisor relies only on what it can check from outside.
+Everything a worker does after the candidate has run is untrusted (the candidate can rewrite it);
+the supervisor relies only on what it can check from outside.
 """
 
 import gc
@@ -17,6 +22,7 @@ import marshal
 import os
 import sys
 
+CMD_FD, REPLY_FD = 100, 101  # where a worker's pipes land: the filter allows exactly these
 _HEADER = 4  # little-endian payload length before every frame
 
 
@@ -51,8 +57,8 @@ def forget(package: str, allowed: list[str]) -> None:
 
 
 def confine(bpf: bytes, seccomp_nr: int) -> None:
-    """Install the filter with seccomp(2) and TSYNC (a thread a pre-imported module started is
-    confined too), after no_new_privs."""
+    """Install the filter with seccomp(2) and TSYNC (every thread, should there be any), after
+    no_new_privs."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -77,22 +83,13 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"[:500]
 
 
-def load(setup: dict, reply: int, dumps) -> object:
-    """The target function, or None after a reply saying why not."""
-    try:
-        for name in setup["imports"]:
-            __import__(name)
-    except Exception as e:
-        write_frame(reply, dumps({"error": f"cannot pre-import {name}: {describe(e)}", "setup": True}).encode())
-        return None
-    gc.collect()
-    gc.freeze()
-    gc.disable()  # for every candidate alike: none can buy time by switching the collector off
+def load(setup: dict, dumps) -> object:
+    """In a fresh worker: confine, then run the candidate; its target, or None after a reply why not."""
     try:
         confine(setup["bpf"], setup["seccomp"])
         forget("ctypes", setup["imports"])
     except OSError as e:
-        write_frame(reply, dumps({"error": f"cannot confine the worker: {describe(e)}", "setup": True}).encode())
+        write_frame(REPLY_FD, dumps({"error": f"cannot confine the worker: {describe(e)}"}).encode())
         return None
     module = type(sys)("candidate")
     module.__file__ = "candidate.py"
@@ -101,21 +98,21 @@ def load(setup: dict, reply: int, dumps) -> object:
         code = compile(setup["source"], "candidate.py", "exec")
         exec(code, module.__dict__)  # the candidate's top level runs here, already confined
     except Exception as e:
-        write_frame(reply, dumps({"error": f"candidate failed to load: {describe(e)}"}).encode())
+        write_frame(REPLY_FD, dumps({"error": f"candidate failed to load: {describe(e)}"}).encode())
         return None
     fn = module.__dict__.get(setup["target"])
     if not callable(fn):
-        write_frame(reply, dumps({"error": f"candidate defines no function {setup['target']}"}).encode())
+        write_frame(REPLY_FD, dumps({"error": f"candidate defines no function {setup['target']}"}).encode())
         return None
-    write_frame(reply, dumps({"loaded": True}).encode())
+    write_frame(REPLY_FD, dumps({"loaded": True}).encode())
     return fn
 
 
-def serve(fn, cmd: int, reply: int, dumps) -> None:
+def serve(fn, dumps) -> None:
     """One batch per frame: call fn(*args) for each argument tuple, reply with every result."""
     while True:
         try:
-            batch = marshal.loads(read_frame(cmd))
+            batch = marshal.loads(read_frame(CMD_FD))
         except EOFError:
             return
         out = []
@@ -123,27 +120,76 @@ def serve(fn, cmd: int, reply: int, dumps) -> None:
             for args in batch:
                 out.append(fn(*args))
         except Exception as e:
-            write_frame(reply, dumps({"raised": describe(e), "index": len(out)}).encode())
+            write_frame(REPLY_FD, dumps({"raised": describe(e), "index": len(out)}).encode())
             continue
         try:
             data = dumps({"results": out})
         except (TypeError, ValueError, RecursionError) as e:
             data = dumps({"unserialisable": describe(e)})
-        write_frame(reply, data.encode())
+        write_frame(REPLY_FD, data.encode())
 
 
-def main() -> None:
-    cmd, reply = int(sys.argv[1]), int(sys.argv[2])
-    setup = marshal.loads(read_frame(cmd))
+def worker(setup: dict, failed: str | None, dumps, cmd: int, reply: int) -> None:
+    """The forked child: keep only its pipes (on fixed numbers), then load and serve; never returns."""
+    code = 0
+    try:
+        os.dup2(cmd, CMD_FD)
+        os.dup2(reply, REPLY_FD)
+        os.closerange(3, CMD_FD)
+        os.closerange(REPLY_FD + 1, 1 << 20)  # the zygote's socket, its other pipes: gone
+        if failed:
+            write_frame(REPLY_FD, dumps({"error": failed}).encode())
+        else:
+            fn = load(setup, dumps)
+            if fn is not None:
+                serve(fn, dumps)
+    except SystemExit as e:  # sys.exit() in the candidate: its code, as a process would exit
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def zygote(setup_fd: int, control_fd: int) -> None:
+    setup = marshal.loads(read_frame(setup_fd))
+    os.close(setup_fd)
     sys.path[:] = setup["path"]
+    import ctypes  # noqa: F401 -- loaded once here, for every worker's confine()
     import json
+    import socket
 
     dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
     forget("json", setup["imports"])
-    fn = load(setup, reply, dumps)
-    if fn is not None:
-        serve(fn, cmd, reply, dumps)
+    failed = None
+    for name in setup["imports"]:
+        try:
+            __import__(name)
+        except Exception as e:
+            failed = f"cannot pre-import {name}: {describe(e)}"
+            break
+    gc.collect()
+    gc.freeze()  # shared with every worker, never scanned
+    gc.disable()  # for every candidate alike: none can buy time by switching the collector off
+    control = socket.socket(fileno=control_fd)
+    while True:
+        command = control.recv(64).decode()
+        if not command:
+            return  # the supervisor is done
+        if command.startswith("wait "):
+            control.send(str(os.waitpid(int(command[5:]), 0)[1]).encode())
+            continue
+        cmd_r, cmd_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            worker(setup, failed, dumps, cmd_r, reply_w)
+        os.close(cmd_r)
+        os.close(reply_w)
+        socket.send_fds(control, [str(pid).encode()], [cmd_w, reply_r])
+        os.close(cmd_w)
+        os.close(reply_r)
 
 
 if __name__ == "__main__":
-    main()
+    zygote(int(sys.argv[1]), int(sys.argv[2]))
