@@ -87,7 +87,8 @@ def load(setup: dict, dumps) -> object:
     """In a fresh worker: confine, then run the candidate; its target, or None after a reply why not."""
     try:
         confine(setup["bpf"], setup["seccomp"])
-        forget("ctypes", setup["imports"])
+        for own in ("ctypes", "socket"):  # the zygote's tools
+            forget(own, setup["imports"])
     except OSError as e:
         write_frame(REPLY_FD, dumps({"error": f"cannot confine the worker: {describe(e)}"}).encode())
         return None
