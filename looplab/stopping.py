@@ -95,3 +95,5 @@ async def until_signal(coro: Coroutine[Any, Any, T]) -> T:
     finally:
         for signum in SIGNALS:
             loop.remove_signal_handler(signum)
+            if received:  # stopping already: a late second Ctrl-C must not kill the exit halfway
+                signal.signal(signum, signal.SIG_IGN)
