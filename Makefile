@@ -49,11 +49,14 @@ $(VENV)/.installed-test: pyproject.toml
 # Test-only services: a real headless Chromium for the dashboard, a real PostgreSQL for shared stores;
 # and Debian's cargo/rustc for experiments/rust_sort (its builds put /usr/bin first: a rustup install
 # under a home folder is invisible inside the sandbox).
+# The open FPGA flow for experiments/rv32i_ice40: yosys, nextpnr-ice40, icetime, Verilator, a RISC-V gcc.
 test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/cargo ] || missing="$$missing cargo"; \
+	for t in yosys nextpnr-ice40 icetime:fpga-icestorm verilator riscv64-unknown-elf-gcc:gcc-riscv64-unknown-elf; do \
+	  command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "looplab: not installed:$$missing; those tests will be skipped"; fi; \

@@ -120,12 +120,12 @@ def first_store_difference(expected: list[str], got: list[str], store_pcs: list[
         if want == have:
             continue
         if want is None:
-            return f"store #{i + 1} is one the program never does: mem[0x{_store(have)}]"
+            return f"store #{i + 1} is one the program never does: mem[0x{_store(have)}"
         pc = store_pcs[i]
         by = f"pc 0x{pc:08x} ({disasm(insn_at.get(pc, 0), pc)})"
         if have is None:
-            return f"the core made only {len(got)} stores; store #{i + 1}, by {by}, expected mem[0x{_store(want)}] is missing"
-        return f"first diverging store: store #{i + 1}, by {by}: expected mem[0x{_store(want)}], got mem[0x{_store(have)}]"
+            return f"the core made only {len(got)} stores; store #{i + 1}, by {by}, expected mem[0x{_store(want)} is missing"
+        return f"first diverging store: store #{i + 1}, by {by}: expected mem[0x{_store(want)}, got mem[0x{_store(have)}"
     return None
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEVICE, PACKAGE = "hx8k", "ct256"
-TARGET_MHZ = 100  # the placer's and router's goal (a fixed setting; the result is what counts)
+TARGET_MHZ = 12  # the board's oscillator; nextpnr reports the maximum whatever the goal (same seed, same result)
 
 
 def line(case: str, nonce: str, **fields) -> None:
