@@ -68,7 +68,7 @@ def _committable(root: Path, names: list[str]) -> list[str]:
 def index_lock(root: Path) -> Path:
     r = _git(root, "rev-parse", "--git-path", "index.lock")
     path = Path(r.stdout.strip() or ".git/index.lock")
-    return path if path.is_absolute() else root / path
+    return path if path.is_absolute() else (root / path).resolve()
 
 
 def recover_index_lock(root: Path) -> str | None:

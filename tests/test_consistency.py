@@ -194,8 +194,13 @@ def test_kill_9_while_git_commits_the_winner_then_restart(tmp_path, victims):
     assert rows(db, "SELECT outcome FROM attempts ORDER BY id") == [("baseline",), ("accepted",), ("extract_error",)]
 
 
-V4_MATMUL = FAST_MATMUL.replace("vector_size(32)", "vector_size(16)").replace("v8", "v4") \
-    .replace("j + 8 <= n; j += 8", "j + 4 <= n; j += 4")
+def _fast_variant(k: int) -> str:
+    """As fast as FAST_MATMUL, and a different program (a literal of its own), so it is judged, not a duplicate."""
+    return FAST_MATMUL.replace("ci[j] = 0.0f;", f"ci[j] = 0.0f * {k}.0f;")
+
+
+def _slow_variant(k: int) -> str:
+    return NAIVE.replace("float acc = 0.0f;", f"float acc = 0.0f * {k + 10}.0f;")
 
 
 @pytest.mark.slow
@@ -206,13 +211,15 @@ def test_kills_at_random_moments_never_leave_the_experiment_inconsistent(tmp_pat
     hook = exp.parent / ".git" / "hooks" / "pre-commit"  # a slow hook: kills often land inside a commit
     hook.write_text("#!/bin/sh\nsleep 1.5\n")
     hook.chmod(0o755)
-    replies = write_replies(tmp_path / "r.jsonl", [
-        FAST_REPLY, reply("4-wide vectors", V4_MATMUL), "no code", reply("same again", FAST_MATMUL + "\n"),
-        reply("vectors, blocked", FAST_MATMUL.replace("for (int k = 0; k < n; k++) {",
-                                                      "for (int k = 0; k < n; k += 1) {"))])
     clean = write_replies(tmp_path / "clean.jsonl", ["no code"])
     for cycle in range(5):
-        proc = start("run", str(exp), "--model", f"replay:{replies}", "--loop", "3", "--workers", "2")
+        # New programs every cycle, so every run builds, validates, times and judges (no duplicates).
+        replies = write_replies(tmp_path / f"r{cycle}.jsonl", [
+            *([FAST_REPLY] if cycle == 0 else []), reply(f"fast {cycle}", _fast_variant(cycle)),
+            reply(f"4-wide {cycle}", _fast_variant(cycle).replace("vector_size(32)", "vector_size(16)")
+                  .replace("v8", "v4").replace("j + 8 <= n; j += 8", "j + 4 <= n; j += 4")),
+            "no code", reply(f"slow {cycle}", _slow_variant(cycle))])
+        proc = start("run", str(exp), "--model", f"replay:{replies}", "--loop", "4", "--workers", "2")
         time.sleep(rng.uniform(1.0, 18.0))  # the baseline, builds, timing, acceptance, the commit
         if cycle % 2:
             os.kill(proc.pid, signal.SIGKILL)
