@@ -143,3 +143,10 @@ def test_judge_failures_are_infra_errors_not_the_candidates(exp: Experiment) -> 
     v, requests, _ = judged(exp, BETTER_ON_MOST, better_judge, fail_first=[400] * 200)
     assert v.decision.outcome == Outcome.INFRA_ERROR
     assert v.decision.reason.startswith("the judge failed: openai:judge-model")
+
+
+def test_replies_without_a_verdict_are_ties(exp: Experiment) -> None:
+    v, requests, pj = judged(exp, BETTER_ON_MOST, lambda body: "Both outputs look fine to me.")
+    assert v.decision.outcome == Outcome.SLOWER
+    assert pj.tally.unreadable == len(requests) > 0
+    assert "unreadable" in v.decision.reason

@@ -34,7 +34,7 @@ class JudgedSession(Session):
 
 
 def counts(comparisons: list[Comparison]) -> dict[str, int]:
-    out = {"win": 0, "loss": 0, "tie": 0, "flip": 0, "split": 0, "same": 0, "unjudged": 0}
+    out = {"win": 0, "loss": 0, "tie": 0, "flip": 0, "split": 0, "unread": 0, "same": 0, "unjudged": 0}
     for c in comparisons:
         out[c.verdict] += 1
     return out
@@ -65,7 +65,7 @@ def win_share_bounds(wins: int, n: int, alpha: float) -> tuple[float, float]:
     """Clopper-Pearson bounds of the win share, each one-sided at alpha: low > ½ exactly when the sign
     test rejects "no better" at alpha."""
     low = 0.0 if wins == 0 else _solve(lambda p: _tail_at_least(wins, n, p), alpha)
-    high = 1.0 if wins == n else _solve(lambda p: 1.0 - _tail_at_least(wins + 1, n, p), 1.0 - alpha)
+    high = 1.0 if wins == n else _solve(lambda p: _tail_at_least(wins + 1, n, p), 1.0 - alpha)
     return low, high
 
 
@@ -98,8 +98,9 @@ def _unique(comparisons: list[Comparison]) -> list[Comparison]:
 def describe_counts(comparisons: list[Comparison]) -> str:
     """"14 wins, 2 losses, 4 ties (3 order-dependent, 1 identical)" """
     n = counts(comparisons)
-    ties = n["tie"] + n["flip"] + n["split"] + n["same"] + n["unjudged"]
+    ties = sum(n.values()) - n["win"] - n["loss"]
     notes = [f"{n['flip'] + n['split']} order-dependent" if n["flip"] + n["split"] else "",
+             f"{n['unread']} unreadable" if n["unread"] else "",
              f"{n['same']} identical" if n["same"] else "", f"{n['unjudged']} unjudged" if n["unjudged"] else ""]
     note = ", ".join(x for x in notes if x)
     return (f"{n['win']} win{'s' * (n['win'] != 1)}, {n['loss']} loss{'es' * (n['loss'] != 1)}, "
@@ -246,7 +247,7 @@ async def calibrate(rule: JudgedRule, source: str, incumbent: Incumbent, cases: 
     from looplab.judge import confirmed_session
 
     tally = rule.judge.tally
-    calls, usage, failed = tally.calls, tally.usage, tally.failed_calls
+    calls, usage, failed, unreadable = tally.calls, tally.usage, tally.failed_calls, tally.unreadable
     accepted, rounds, seen = 0, [], []
     for _ in range(trials):
         t = await confirmed_session(rule, source, incumbent, cases)
@@ -257,7 +258,7 @@ async def calibrate(rule: JudgedRule, source: str, incumbent: Incumbent, cases: 
         rounds.append(t.rounds)
         seen += t.comparisons if isinstance(t, JudgedSession) else []
     n = counts(seen)
-    judged = n["win"] + n["loss"] + n["tie"] + n["flip"] + n["split"]
+    judged = n["win"] + n["loss"] + n["tie"] + n["flip"] + n["split"] + n["unread"]
     spent = tally.usage.cost_usd is None or usage.cost_usd is None
     level = rule._level()
     need = next(k for k in range(1, 10_000) if decide(k, 0, level, rule.objective.min_gain or 0.0)[0] == Status.BETTER)
@@ -277,6 +278,7 @@ async def calibrate(rule: JudgedRule, source: str, incumbent: Incumbent, cases: 
         "wins_needed": need,  # decided comparisons, all wins, that accept at one look
         "judge_calls": tally.calls - calls,
         "judge_failed_calls": tally.failed_calls - failed,
+        "unreadable_rate": (tally.unreadable - unreadable) / (tally.calls - calls) if tally.calls > calls else None,
         "judge_tokens": (tally.usage.total_tokens - usage.total_tokens),
         "judge_cost_usd": None if spent else (tally.usage.cost_usd or 0.0) - (usage.cost_usd or 0.0),
         "mean_rounds": sum(rounds) / len(rounds),
@@ -298,4 +300,5 @@ def calibration_lines(name: str, r: dict) -> list[str]:
             f"  false-win rate: {rate(r['false_win_rate'])} of {r['judged_comparisons']} judged comparisons "
             f"({r['identical_comparisons']} more had identical outputs: ties without a call)",
             f"  order-flip rate: {rate(r['order_flip_rate'])}",
+            f"  unreadable replies: {rate(r['unreadable_rate'])} of the judge's replies held no verdict (a tie)",
             f"  judge: {r['judge_calls']} calls, {r['judge_tokens']} tokens, cost {cost}"]

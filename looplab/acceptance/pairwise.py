@@ -45,8 +45,9 @@ class JudgeError(Exception):
 @dataclass(frozen=True)
 class Comparison:
     """One case's verdict. verdict: "win" / "loss" (the candidate's, in both orders), "tie" (both orders
-    said tie or could not be read), "flip" (each order named a different side), "split" (one order named
-    a side, the other did not), "same" (identical outputs, no call), "unjudged" (the budget was spent)."""
+    said tie), "flip" (each order named a different side), "split" (one order named a side, the other said
+    tie), "unread" (a reply held no verdict), "same" (identical outputs, no call), "unjudged" (the budget
+    was spent). Only wins and losses count; everything else is a tie."""
 
     case: str
     key: str  # what was compared (input and both outputs as shown): the same key is the same evidence
@@ -72,6 +73,7 @@ class Tally:
 
     calls: int = 0
     failed_calls: int = 0
+    unreadable: int = 0  # replies with no verdict in them (each counts as that order's tie)
     usage: Usage = field(default_factory=Usage)
     verdicts: dict[str, int] = field(default_factory=dict)
 
@@ -141,6 +143,8 @@ class PairJudge:
             verdict = "win" if sides[0] == "candidate" else "loss"
         elif set(sides) == {"candidate", "incumbent"}:
             verdict = "flip"
+        elif None in sides:
+            verdict = "unread"
         elif {"candidate", "incumbent"} & set(sides):
             verdict = "split"
         else:
@@ -184,6 +188,7 @@ class PairJudge:
         if sink is not None:
             sink.record(reply.model, reply.usage, reply.latency_s, response=reply.text)
         answer = judge_prompt.parse(reply.text)
+        self.tally.unreadable += answer.better is None
         self._answers[key] = answer
         if len(self._answers) > _CACHE:
             self._answers.popitem(last=False)
