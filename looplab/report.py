@@ -194,6 +194,8 @@ def scores_dict(store: Store, experiment: Experiment) -> dict:
     data["winners"] = [_winner(r, base_metric, direction) for r in rows]
     data["cases"] = _cases(rows, experiment, direction)
     data["reference"] = _reference(store, data["cases"], experiment, direction)
+    if experiment.config.objective.kind == "judged":
+        data["judged"] = True  # no measured values: each winner won comparisons against the incumbent it beat
     return data
 
 
@@ -205,9 +207,12 @@ def render_scores_md(data: dict) -> str:
     lines = [
         f"# SCORES — {data['experiment']}",
         "",
-        f"- Best: {_num(best['metric'])} {unit} ({where if best['attempt'] is not None else 'no baseline yet'})",
-        f"- Seed baseline: {_num(data['baseline']['metric'])} {unit}",
-        f"- Speedup vs seed: {_x(best['speedup'])} ({data['direction']} {unit})",
+        *([f"- Best: {where if best['attempt'] is not None else 'no baseline yet'} (judged: a model compared "
+           "outputs; Win is the odds of a win over a loss against the incumbent it replaced, and on the "
+           "hidden holdout cases)"] if data.get("judged") else [
+          f"- Best: {_num(best['metric'])} {unit} ({where if best['attempt'] is not None else 'no baseline yet'})",
+          f"- Seed baseline: {_num(data['baseline']['metric'])} {unit}",
+          f"- Speedup vs seed: {_x(best['speedup'])} ({data['direction']} {unit})"]),
         f"- Attempts: {data['attempts']} finished, {data['in_flight']} in flight — {outcomes}",
         f"- Tokens: prompt {usage['prompt_tokens']:,} · completion {usage['completion_tokens']:,} · "
         f"cached {usage['cached_tokens']:,} · total {usage['total_tokens']:,}",
@@ -227,6 +232,8 @@ def render_scores_md(data: dict) -> str:
             f"| {w['timestamp']} | {_cell(w['model'] or '—')} | {_num(w['metric'])} | {_x(w['vs_seed'])} | "
             f"{_win(w)} | {w['commit'] or '—'} | {_cell(notes)} |"
         )
+    if data.get("judged"):
+        return "\n".join(lines) + "\n"  # judged cases have no values to tabulate
     ref = data.get("reference") is not None
     lines += ["", "## Best per case", "",
               f"| Case | Kind | Best median ({unit}) | Seed median | vs seed |{' % of reference |' if ref else ''}"
