@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model-timeout", type=_positive_float, default=600.0,
                      help="seconds one model call may take, its retries included (default 600)")
     run.add_argument("--workers", type=_positive_int, default=1, help="attempts in flight at once (default 1)")
+    run.add_argument("--repair-turns", type=_count, metavar="N", help="turns a candidate that fails to extract, "
+                     "screen, build or validate may be fixed in, shown its failure (default: [search] repair_turns)")
     run.add_argument("--reflect-every", type=int, default=0, metavar="N",
                      help="every N attempts the model rewrites the memory's insights (costs one call)")
     run.add_argument("--seed", type=int, help="random seed of the strategy mix (default: fresh)")
@@ -139,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _count(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive_int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -188,7 +194,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(loop=loop, temperature=settings["temperature"], max_tokens=max_tokens,
                          budget_usd=args.budget_usd, model_timeout_s=args.model_timeout, workers=args.workers,
                          reflect_every=max(0, args.reflect_every), seed=args.seed, store=args.store,
-                         executor=args.executor, ray_address=args.ray_address)
+                         executor=args.executor, ray_address=args.ray_address, repair_turns=args.repair_turns)
     judge = _install_judge(experiment, args)
     progress = make_progress(experiment=experiment, budget_usd=args.budget_usd, store=args.store)
     progress.note(f"looplab {__version__}: {experiment.name} with {provider.name} (chosen by {why}); "
@@ -368,7 +374,7 @@ def _cmd_export_replies(args: argparse.Namespace) -> int:
     out = args.output or experiment.root / "replies.jsonl"
     store = open_store(experiment, args.store)
     try:
-        count = write_replies(out, store.replies())
+        count = write_replies(out, store.replies(repairs=True))
     finally:
         store.close()
     print(f"wrote {count} replies to {out}; replay them with --model replay:{out}")

@@ -1,5 +1,6 @@
 """The orchestrator. Read top to bottom: one attempt goes plan → prompt → model → extract →
-novelty → screen → judge (build, validate, measure, decide) → keep → record; run_search keeps
+novelty → screen → judge (build, validate, measure, decide) → repair turns while it failed and
+turns are left (repair.py) → keep → record; run_search keeps
 `workers` attempts in flight within the budgets and resumes where the store left off.
 """
 
@@ -9,12 +10,11 @@ import asyncio
 import contextlib
 import random
 import shutil
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from looplab import keeping, memory, reflect, report, runs
+from looplab import keeping, memory, reflect, repair, report, runs
 from looplab.acceptance import objective_value, pairwise, recorded_results
 from looplab.acceptance.choose import measure_noise
 from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
@@ -27,12 +27,12 @@ from looplab.extract import (
     source_hash,
 )
 from looplab.judge import judge
-from looplab.models.base import ModelAccessError, ModelError, ModelProvider, RepliesExhausted
+from looplab.models.base import ModelAccessError, ModelError, ModelProvider, NoRepair, RepliesExhausted
 from looplab.models.retry import retry_notes
 from looplab.novelty import NoveltyIndex
 from looplab.parents import Plan, choose_plan
 from looplab.prompt import render_markdown, render_prompt
-from looplab.records import Candidate, Decision, Evaluation, Outcome, Usage
+from looplab.records import Candidate, Decision, Evaluation, Outcome
 from looplab.screen import screen
 from looplab.stopping import RunStopped, StopReason, all_or_none
 from looplab.store import HEARTBEAT_S, AttemptRow, Store, open_store
@@ -53,6 +53,7 @@ class RunOptions:
     store: str | None = None  # store URL (postgresql://...); None: $LOOPLAB_STORE or the SQLite file
     executor: str = "local"  # where evaluations run: "local" or "ray"
     ray_address: str | None = None
+    repair_turns: int | None = None  # turns a failed candidate may be fixed in; None: [search] repair_turns
 
 
 class Progress(Protocol):
@@ -97,59 +98,92 @@ class RunSummary:
 # ---------------------------------------------------------------- one attempt
 
 
-async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict) -> AttemptRow:
+async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict,
+                      repeated: tuple[AttemptRow, int] | None = None) -> AttemptRow:
+    """repeated: (the duplicate this attempt follows, how many in a row), when the last ask was one."""
     experiment, store = s.experiment, s.store
     incumbent = store.incumbent()
     assert incumbent is not None and incumbent.source is not None
     run_dir = runs.attempt_dir(experiment, attempt_id)
     pairwise.recording(store, attempt_id, s.options.budget_usd)  # a judge model's calls (judged objectives)
 
-    # 1. Prompt: the task, the incumbent (and the plan's parents), the memory, the latest failures.
-    messages = render_prompt(experiment, prompt_context(store, experiment, incumbent, plan, mem))
+    # 1. Prompt: the task, the incumbent (and the plan's parents), the memory, the latest failures;
+    #    after a duplicate, which attempt it repeated and what that scored (asked a little hotter).
+    context = prompt_context(store, experiment, incumbent, plan, mem)
+    temperature = s.options.temperature
+    if repeated is not None:
+        said, temperature = repair.after_duplicate(experiment, store, *repeated, s.options.temperature)
+        context.direction = f"{context.direction}. {said}" if context.direction else said
+    messages = render_prompt(experiment, context)
     runs.write(run_dir, "prompt.md", render_markdown(messages))
 
-    # 2. Model: one reply, its usage recorded whether or not it is usable.
-    started = time.monotonic()
-    try:
-        reply = await s.provider.complete(messages, temperature=s.options.temperature,
-                                          max_tokens=s.options.max_tokens, timeout_s=s.options.model_timeout_s)
-    except ModelError as e:
-        store.record_call(attempt_id=attempt_id, model=s.provider.name, kind="propose", usage=Usage(),
-                          latency_s=time.monotonic() - started, error=str(e))
-        row = finish(s, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
-        if isinstance(e, ModelAccessError):  # no later call can succeed: stop now, not after N failures
-            raise RunStopped(str(e)) from None
-        return row
-    store.record_call(attempt_id=attempt_id, model=reply.model, kind="propose", usage=reply.usage,
-                      latency_s=reply.latency_s, response=reply.text)
-    runs.write(run_dir, "response.md", reply.text)
+    # 2-6. Model → extract → novelty → screen → judge, in turns: a candidate that fails to extract, pass
+    #      the screen, build or validate goes back to the model with the failure (repair.py).
+    turns = repair.Turns(experiment, run_dir, messages, repair.turns_allowed(experiment, s.options.repair_turns),
+                         incumbent.source)
+    stop: ModelAccessError | None = None
+    while True:
+        try:
+            reply = await repair.propose(s, attempt_id, turns, temperature)
+        except (ModelError, NoRepair) as e:
+            if not turns.done:  # no candidate yet: the attempt is the model's failure
+                row = finish(s, attempt_id, Assessment(Outcome.MODEL_ERROR, str(e)))
+                if isinstance(e, ModelAccessError):  # no later call can succeed: stop now, not after N failures
+                    raise RunStopped(str(e)) from None
+                return row
+            stop = e if isinstance(e, ModelAccessError) else None
+            break  # a repair that never came: the last turn's verdict stands
+        candidate, assessment = await _assess_reply(s, reply.text, incumbent, turns)
+        turns.record(reply, candidate, assessment.outcome, assessment.reason,
+                     str(assessment.evaluation.log if assessment.evaluation else ""))
+        if not turns.wants_repair():
+            break
+        turns.ask_again()
+    row = await _keep(s, attempt_id, turns, incumbent, assessment, candidate)
+    if stop is not None:
+        raise RunStopped(str(stop))
+    return row
 
-    # 3. Extract exactly one candidate for the target.
+
+async def _assess_reply(s: Search, text: str, incumbent: AttemptRow, turns: repair.Turns
+                        ) -> tuple[Candidate | None, Assessment]:
+    """3. Extract exactly one candidate for the target; 4-6. novelty, screen, judge: the evaluator decides."""
+    experiment = s.experiment
     try:
-        candidate = extract_candidate(reply.text, language=experiment.language, target=experiment.target,
-                                      incumbent=incumbent.source,
+        candidate = extract_candidate(text, language=experiment.language, target=experiment.target,
+                                      incumbent=incumbent.source or "",
                                       allow_helpers=experiment.config.screen.allow_helpers,
                                       files=experiment.config.target.files)
     except ExtractError as e:
-        return finish(s, attempt_id, Assessment(Outcome.EXTRACT_ERROR, str(e)))
-    runs.write(run_dir, f"candidate.{experiment.ext}", candidate.source)
+        return None, Assessment(Outcome.EXTRACT_ERROR, str(e))
+    same = turns.earlier_same(candidate)  # a repair that changed nothing: the same failure, not a duplicate
+    if same is not None:
+        return candidate, Assessment(same.outcome, f"unchanged from turn {same.number}: {same.reason}")
+    return candidate, await assess(s, candidate.source, incumbent)
 
-    # 4-6. Novelty, screen, judge: the evaluator decides.
-    assessment = await assess(s, candidate.source, incumbent)
 
-    # 7. Keep what is genuinely better, one acceptance at a time: if another attempt replaced the
-    #    incumbent while this one was judged, judge again against the new one before keeping it.
+async def _keep(s: Search, attempt_id: int, turns: repair.Turns, incumbent: AttemptRow, assessment: Assessment,
+                candidate: Candidate | None) -> AttemptRow:
+    """7. Keep what is genuinely better, one acceptance at a time: if another attempt replaced the
+    incumbent while this one was judged, judge again against the new one before keeping it."""
+    experiment, store = s.experiment, s.store
+    assessment.details["turns"] = turns.details()
+    reply_text = turns.done[-1].reply.text
+    if candidate is None:
+        return finish(s, attempt_id, assessment)
     if assessment.outcome not in (Outcome.ACCEPTED, Outcome.SPECIALIST):
-        return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None)
+        return _finish_candidate(s, attempt_id, assessment, candidate, reply_text, commit=None)
     async with store.acceptance_lock():  # across coroutines, processes and machines
         current = store.incumbent()
         if current is not None and current.id != incumbent.id:
-            assessment = await assess(s, candidate.source, current)
+            again = await assess(s, candidate.source, current)
+            again.details["turns"] = assessment.details["turns"]
+            assessment = again
         if assessment.outcome not in (Outcome.ACCEPTED, Outcome.SPECIALIST):
-            return _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None)
+            return _finish_candidate(s, attempt_id, assessment, candidate, reply_text, commit=None)
         # The store records the decision first; archive and commit follow; a restart finishes a half-done one.
         assessment.details["archived_in"] = keeping.checkout(experiment)
-        row = _finish_candidate(s, attempt_id, assessment, candidate, reply.text, commit=None,
+        row = _finish_candidate(s, attempt_id, assessment, candidate, reply_text, commit=None,
                                 accepting=keeping.new_key())
         return keeping.complete(store, experiment, row)
 
@@ -268,7 +302,8 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
         while not state["stop"] and state["slots"] < options.loop:
             state["slots"] += 1
             index = state["slots"]
-            for _ask in range(s.experiment.config.search.duplicate_retries + 1):
+            repeated: tuple[AttemptRow, int] | None = None  # the duplicate the next ask follows, how many in a row
+            for ask in range(s.experiment.config.search.duplicate_retries + 1):
                 async with changed:  # spend no more concurrently than one worker would in sequence
                     await changed.wait_for(lambda: state["stop"] or not _budget_reserved(s.store, options,
                                                                                           state["in_flight"]))
@@ -278,7 +313,7 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                     break
                 state["in_flight"] += 1
                 try:
-                    row = await _one_attempt(s, progress, index)
+                    row = await _one_attempt(s, progress, index, repeated)
                 finally:
                     state["in_flight"] -= 1
                 if row is None:
@@ -297,6 +332,7 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
                     changed.notify_all()
                 if row.outcome != Outcome.DUPLICATE:  # a duplicate does not use up the slot: ask again
                     break
+                repeated = (row, ask + 1)
         async with changed:
             changed.notify_all()
 
@@ -304,7 +340,8 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
     return RunSummary(sorted(done), state["stop"] or f"ran {options.loop} attempts", state["why"])
 
 
-async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow | None:
+async def _one_attempt(s: Search, progress: Progress, index: int,
+                       repeated: tuple[AttemptRow, int] | None = None) -> AttemptRow | None:
     mem = memory.build_memory(s.store, s.experiment)  # once per attempt, shared by plan and prompt
     plan = choose_plan(search_view(s.store, s.experiment, mem), s.experiment.config.search, s.rng)
     attempt_id = s.store.begin_attempt(
@@ -312,7 +349,7 @@ async def _one_attempt(s: Search, progress: Progress, index: int) -> AttemptRow 
         details={"plan": plan.kind, "parents": [p.id for p in plan.parents]})
     progress.started(attempt_id, index, s.options.loop)
     try:
-        row = await run_attempt(s, attempt_id, plan, mem)
+        row = await run_attempt(s, attempt_id, plan, mem, repeated)
     except RepliesExhausted:
         s.store.discard_attempt(attempt_id)
         shutil.rmtree(runs.attempt_dir(s.experiment, attempt_id), ignore_errors=True)

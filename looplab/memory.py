@@ -7,6 +7,7 @@ appear: the model must not learn which hidden cases guard against overfitting.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -146,9 +147,18 @@ def _worked(rows: list[AttemptRow], holdout: set[str], scrub) -> list[dict[str, 
     ]
 
 
+def failed_turns(row: AttemptRow) -> list[AttemptRow]:
+    """The turns before an attempt's last (repair.py), each as a row of its own: a repaired failure is a
+    lesson too. The row itself is the last turn."""
+    turns = [t for t in (row.details.get("turns") or [])[:-1] if isinstance(t, dict) and t.get("outcome")]
+    return [dataclasses.replace(row, outcome=Outcome(t["outcome"]), reason=str(t.get("reason") or ""), cases={},
+                                details={}, strategy=str(t.get("strategy") or ""), speedup=None, ci_low=None,
+                                ci_high=None) for t in turns]
+
+
 def _failing(rows: list[AttemptRow], holdout: set[str], scrub) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
+    for r in (turn for row in rows for turn in [*failed_turns(row), row]):
         if r.outcome not in FAILING:
             continue
         category, signature, message = _failure(r, holdout)

@@ -36,6 +36,7 @@ DECLARED_BEFORE = set("=;,)[(:{")
 SPACE = set(" \t\n\r\f\v\\")
 QUOTES = set("'\"")
 LIT_START = QUOTES | set("0123456789")
+INCLUDE = re.compile(r"^[ \t]*#[ \t]*include\b[^\n]*", re.M)  # declarations, not behaviour
 IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+)?import[ \t]+(\([^)]*\)|[^\n#;]*)", re.M)
 _NUMBER = r"(?:0[xXbBoO][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?)[A-Za-z]*"
 _QUOTED = r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\''
@@ -142,11 +143,14 @@ def declared(tokens: list[tuple[str, str]]) -> set[str]:
 def fingerprint(source: str, language: str) -> Fingerprint:
     """Literals in order, and the shingles of the tokens with the candidate's own names renamed by
     first use (Python: every name but keywords, builtins, imports and attributes; else declared ones)."""
-    part = compared_part(source)
-    tokens = lex(part, language)
     python = language == "python"
+    part = compared_part(source)
+    whole = part is source
+    if not python:  # the same program with more #include lines is the same program
+        part = INCLUDE.sub("", part)
+    tokens = lex(part, language)
     library = PY_WORDS | imported(source) if python else set()
-    own = set() if python else declared(tokens if part is source else lex(source, language))
+    own = set() if python else declared(tokens if whole else lex(source, language))
     names: dict[str, str] = {}
     literals: list[str] = []
     canonical: list[str] = []

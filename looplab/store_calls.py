@@ -28,14 +28,20 @@ class CallLog:
                  usage.cost_usd, latency_s, error, time.time(), response),
             )
 
-    def replies(self, kind: str = "propose") -> list[tuple[str, Usage]]:
-        """(reply text, usage) of successful calls that kept their text, oldest first — for replay."""
+    def replies(self, kind: str = "propose", *, repairs: bool = False) -> list[tuple]:
+        """(reply text, usage) of successful calls that kept their text, oldest first — for replay.
+
+        repairs: also the repair turns' replies, each item then (text, usage, is_repair)."""
+        kinds = (kind, "repair") if repairs else (kind,)
         with self._lock:
             rows = self._execute(
-                "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd FROM calls "
-                "WHERE kind = ? AND error IS NULL AND response IS NOT NULL ORDER BY id",
-                (kind,),
+                "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd, kind FROM calls "
+                f"WHERE kind IN ({', '.join('?' for _ in kinds)}) AND error IS NULL AND response IS NOT NULL "
+                "ORDER BY id",
+                kinds,
             ).fetchall()
+        if repairs:
+            return [(r[0], Usage(r[1], r[2], r[3], r[4]), r[5] == "repair") for r in rows]
         return [(r[0], Usage(r[1], r[2], r[3], r[4])) for r in rows]
 
     def calls(self, attempt_id: int | None = None) -> list[dict[str, Any]]:

@@ -24,6 +24,10 @@ class RepliesExhausted(Exception):
     """A finite provider (replay) has no more replies; the loop stops cleanly."""
 
 
+class NoRepair(Exception):
+    """A provider that replays a recorded run has no repair recorded here: the attempt ends with its failure."""
+
+
 @runtime_checkable
 class ModelProvider(Protocol):
     """complete() returns one Reply or raises ModelError / RepliesExhausted."""

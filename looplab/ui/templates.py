@@ -172,7 +172,7 @@ EXPERIMENT = """{% from "figure" import figure %}
 <thead><tr><th>#</th><th>outcome</th><th class="num">speedup</th><th class="num">vs baseline</th><th class="num">{{ s.unit }}</th><th class="num">tokens</th><th class="num">cost</th><th class="num">time</th><th>strategy · reason</th></tr></thead>
 <tbody>{% for a in attempts %}
 <tr id="attempt-{{ a.id }}"><td><a href="{{ href(a.id) }}">{{ a.id }}</a></td>
-<td><span class="badge" style="background:{{ a.color }}">{{ a.outcome }}</span></td>
+<td><span class="badge" style="background:{{ a.color }}">{{ a.outcome }}</span>{% if a.turns|length > 1 %}<br><span class="meta" title="{{ a.turns|join(' → ') }}">{{ a.turns|length }} turns</span>{% endif %}</td>
 <td class="num">{% if a.speedup %}{{ a.speedup|x }}{% endif %}{% if a.ci %}<br><span class="meta">[{{ "%.2f"|format(a.ci[0]) }}, {{ "%.2f"|format(a.ci[1]) }}]</span>{% endif %}</td>
 <td class="num">{{ a.gain|x if a.gain else "" }}</td><td class="num">{{ a.metric|num if a.metric is not none else "" }}</td>
 <td class="num">{{ a.tokens|int_ }}</td><td class="num">{{ a.cost|usd }}</td><td class="num">{{ a.seconds|secs }}</td>

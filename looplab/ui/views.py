@@ -179,6 +179,7 @@ def attempt_table(view: View) -> list[dict[str, Any]]:
             "model": r.model,
             "seconds": (r.ended_at or time.time()) - r.started_at,
             "commit": r.commit,
+            "turns": [t.get("outcome", "") for t in r.details.get("turns") or [] if isinstance(t, dict)],
         })
     return out
 

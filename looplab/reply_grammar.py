@@ -1,0 +1,109 @@
+"""The reply shape the prompt asks for, as a llama.cpp grammar (GBNF) a local model decodes under.
+
+    Strategy: <one line>
+    Tags: <one line>
+    ```<language>                      for a files target, each file: its path alone on a line, then
+    <code lines>                       its fenced block; or, instead of blocks, SEARCH/REPLACE edits
+    ```                                under each path line
+    Next: <optional line>
+
+Every line has a length cap and the code a line cap derived from the token budget: uncapped, a small
+model loops inside one line (a 0.5B model did, in the Tags line) and the reply never closes its block.
+SEARCH/REPLACE edits fit inside a single target's block (extract.py finds them anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from looplab.experiment import Experiment
+from looplab.extract import BLOCK_START
+
+TEXT_CHARS = 120  # the Strategy and Next lines
+TAGS_CHARS = 60
+CODE_CHARS = 120  # one code line (longer lines are broken by the grammar)
+TOKENS_PER_LINE = 12  # what a code line costs, to fit the block inside the token budget
+MIN_LINES, MAX_LINES = 12, 400
+DEFAULT_MAX_TOKENS = 1024
+MAX_FILES = 8
+PREAMBLE = {  # how a line before the target's definition may start
+    "c": ("#", "//", " ", "\t", "}", "static ", "typedef "),
+    "python": ("import ", "from ", "def ", "class ", "@", "#", " ", "\t"),
+}
+
+
+@dataclass(frozen=True)
+class ReplyShape:
+    fence: str  # the info string after ``` (the experiment's language)
+    files: tuple[str, ...] = ()  # a files target's paths; empty: one block
+    anchor: str = ""  # a line the block must hold: the target's definition line, as the incumbent has it
+
+
+def reply_shape(experiment: Experiment, incumbent: str = "") -> ReplyShape:
+    return ReplyShape(experiment.language, tuple(experiment.config.target.files or ()),
+                      definition_line(incumbent, experiment.target, experiment.language))
+
+
+def definition_line(source: str, target: str, language: str) -> str:
+    """The incumbent's line that starts the target's definition (`void f(...) {`, `def f(...):`), or ""."""
+    if not target or BLOCK_START in source:
+        return ""
+    if language == "python":
+        pattern = rf"^(?:async[ \t]+)?def[ \t]+{re.escape(target)}[ \t]*\(.*$"
+    elif language == "c":
+        pattern = rf"^[A-Za-z_][^;#/\n]*\b{re.escape(target)}[ \t]*\([^;\n]*$"
+    else:
+        return ""
+    for m in re.finditer(pattern, source, re.M):
+        rest = source[m.start():]
+        if language == "python" or rest.find("{") < rest.find(";") or ";" not in rest:  # a definition
+            return m.group(0).rstrip() if len(m.group(0)) <= 300 else ""
+    return ""
+
+
+def code_lines(max_tokens: int | None) -> int:
+    """The most code lines a reply may hold so the block closes within the token budget."""
+    budget = (max_tokens or DEFAULT_MAX_TOKENS) - 150  # Strategy, Tags and fences
+    return max(MIN_LINES, min(MAX_LINES, budget // TOKENS_PER_LINE))
+
+
+def gbnf(shape: ReplyShape, max_tokens: int | None = None) -> str:
+    """The grammar: replies decoded under it always hold what extract.py reads."""
+    lines = code_lines(max_tokens)
+    rules = {
+        "root": 'strategy tags "\\n"? body next?',
+        "strategy": f'"Strategy: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
+        "tags": f'"Tags: " [^\\n]{{1,{TAGS_CHARS}}} "\\n"',
+        "block": f'"```" {_literal(shape.fence)} "\\n" code "```\\n"',
+        "code": f"pre{{0,{lines // 2}}} {_literal(shape.anchor)} \"\\n\" line{{1,{lines}}}" if shape.anchor
+        else f"line{{1,{lines}}}",
+        # Before the definition: includes, imports, comments and helpers only (a `class X {` left open
+        # there would swallow the definition).
+        "pre": f'(({" | ".join(_literal(w) for w in PREAMBLE.get(shape.fence, ("#",)))}) [^\\n]{{0,{CODE_CHARS - 8}}})? "\\n"',
+        "line": f'([^`\\n] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
+        "next": f'"\\nNext: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
+    }
+    if not shape.anchor:
+        del rules["pre"]
+    if not shape.files:
+        rules["body"] = "block"
+    else:
+        paths = " | ".join(_literal(p) for p in shape.files)
+        most = min(MAX_FILES, len(shape.files))
+        per_file = max(MIN_LINES, lines // max(1, len(shape.files)))
+        rules.update({
+            "body": f"fileblock{{1,{most}}} | fileedits{{1,{most}}}",
+            "path": paths,
+            "fileblock": 'path "\\n" block "\\n"?',
+            "fileedits": 'path "\\n" edit{1,8} "\\n"?',
+            "edit": f'"<<<<<<< SEARCH\\n" eline{{0,{per_file}}} "=======\\n" eline{{0,{per_file}}} ">>>>>>> REPLACE\\n"',
+            "eline": f'([^`\\n=<>] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
+        })
+    return "\n".join(f"{name} ::= {rule}" for name, rule in rules.items()) + "\n"
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal (JSON escaping is a subset GBNF reads)."""
+    return json.dumps(text)
