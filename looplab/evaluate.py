@@ -15,8 +15,9 @@ import shlex
 import shutil
 import signal
 import time
+from pathlib import Path
 
-from looplab import harness
+from looplab import harness, warm
 from looplab.build import Build, build_candidate, experiment_fingerprint, private_paths, substitute
 from looplab.compat import evaluators
 from looplab.experiment import Experiment
@@ -42,6 +43,23 @@ class Evaluator:
         self.config = experiment.config
         self.fingerprint = experiment_fingerprint(experiment)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._warm: warm.WarmPool | None = None
+
+    def warm_pool(self) -> warm.WarmPool | None:
+        """Warm hosts for an evaluator file, where they can serve (looplab/warm.py); None: runs are cold."""
+        if not self.openevolve or not warm.available():
+            return None
+        if self._warm is None:
+            exp = self.experiment
+            imports = warm.evaluator_imports([exp.root / self.config.evaluate.evaluator, exp.baseline_path], exp.root)
+            self._warm = warm.WarmPool(exp.state_dir / "warm", readonly=[exp.root], hidden=private_paths(exp),
+                                       shadow=[exp.root], imports=imports)
+        return self._warm
+
+    def close(self) -> None:
+        """Stop the warm hosts (they also stop when looplab exits)."""
+        if self._warm is not None:
+            self._warm.close()
 
     @property
     def openevolve(self) -> bool:
@@ -85,9 +103,15 @@ class Evaluator:
 
     async def _run(self, build: Build, cases: list[str], seed: int, pin_cpu: int | None) -> Evaluation:
         exp, cfg = self.experiment, self.config
+        nonce = secrets.token_hex(16)
+        pool = self.warm_pool()
+        if pool is not None:  # a fresh child of a warm host (None: no host could start, so a cold run)
+            timeout = evaluators.sandbox_timeout_s(cfg.evaluate)
+            warm_res = await self._run_warm(pool, build, nonce, timeout, pin_cpu)
+            if warm_res is not None:
+                return self._interpret(warm_res, cases, nonce, timeout)
         work = exp.state_dir / "work" / secrets.token_hex(8)
         work.mkdir(parents=True)
-        nonce = secrets.token_hex(16)
         readonly = [exp.root, build.dir]
         timeout = cfg.evaluate.timeout_s
         if self.openevolve:
@@ -110,6 +134,23 @@ class Evaluator:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._interpret(res, cases, check_nonce, timeout)
+
+    async def _run_warm(self, pool: warm.WarmPool, build: Build, nonce: str, timeout: float,
+                        pin_cpu: int | None) -> SandboxResult | None:
+        exp = self.experiment
+
+        def prepare(work: Path) -> list[str]:
+            evaluators.workspace(exp, work)
+            own = work / f".looplab-candidate-{secrets.token_hex(4)}"  # beside the evaluator's files, not among them
+            own.mkdir()
+            candidate = own / build.candidate.name
+            shutil.copy2(build.candidate, candidate)
+            argv = evaluators.argv(exp, work, candidate, nonce)
+            return argv[3:]
+
+        script = evaluators.argv(exp, exp.root, build.candidate, nonce)[2]
+        return await pool.run(script, prepare=prepare, timeout_s=timeout, limits=self.config.limits,
+                              pin_cpu=pin_cpu)
 
     def _interpret(self, res: SandboxResult, cases: list[str], nonce: str | None, timeout: float) -> Evaluation:
         limits = self.config.limits

@@ -250,7 +250,7 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
     row = store.attempt(attempt_id)
     assert row is not None
     runs.write_result(experiment, row)
-    report.write_all(store, experiment)
+    report.refresh(store, experiment)  # at most every report.REFRESH_S, and at the end of the run
     return row
 
 
@@ -276,6 +276,8 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         if beating is not None:
             beating.cancel()
         with contextlib.suppress(Exception):  # a store that went away must not hide why the run ended
+            report.flush(store, experiment)  # renderings still waiting are written now
+        with contextlib.suppress(Exception):
             store.end_heartbeat()
         store.close()
         close = getattr(provider, "aclose", None)

@@ -203,6 +203,7 @@ class NoveltyIndex:
         self._queued: list[tuple[int, str]] = []
         self._ids: set[int] = set()
         self._groups: dict[tuple[str, ...], _Group] = {}
+        self._recent: dict[str, Fingerprint] = {}
 
     def __len__(self) -> int:
         self._ensure()
@@ -219,7 +220,7 @@ class NoveltyIndex:
             return
         if attempt_id not in self._ids:
             self._ids.add(attempt_id)
-            fp = fingerprint(source, self.language)
+            fp = self._fingerprint(source)
             self._groups.setdefault(fp.literals, _Group()).add(attempt_id, fp.shingles)
 
     def nearest(self, source: str) -> tuple[int, float] | None:
@@ -227,9 +228,19 @@ class NoveltyIndex:
         if self.threshold >= 1.0:
             return None
         self._ensure()
-        fp = fingerprint(source, self.language)
+        fp = self._fingerprint(source)
         group = self._groups.get(fp.literals)
         return group.nearest(fp.shingles, self.threshold) if group else None
+
+    def _fingerprint(self, source: str) -> Fingerprint:
+        """A candidate looked up before it is recorded is lexed once (the last few are kept)."""
+        fp = self._recent.get(source)
+        if fp is None:
+            fp = fingerprint(source, self.language)
+            if len(self._recent) >= 16:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[source] = fp
+        return fp
 
     def _ensure(self) -> None:
         if self._load is None:

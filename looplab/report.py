@@ -6,6 +6,8 @@ show only what the search changed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -259,5 +261,44 @@ def write_scores(store: Store, experiment: Experiment) -> dict:
 
 def write_all(store: Store, experiment: Experiment) -> None:
     """SCORES and MEMORY, both regenerated from the store."""
+    _PENDING.pop(experiment.root, None)
     write_scores(store, experiment)
     write_memory(store, experiment)
+    _WRITTEN[experiment.root] = time.monotonic()
+
+
+REFRESH_S = 5.0  # during a run, SCORES and MEMORY are rewritten at most this often (and at its end)
+_WRITTEN: dict = {}  # experiment root -> when its renderings were last written (monotonic)
+_PENDING: dict = {}  # experiment root -> the scheduled rewrite (an asyncio TimerHandle), if any
+
+
+def refresh(store: Store, experiment: Experiment) -> None:
+    """After an attempt: rewrite the renderings now if the last rewrite is REFRESH_S old, else once
+    when it will be (a winner's archiving and the end of the run write at once: keeping.py, flush())."""
+    root = experiment.root
+    wait = _WRITTEN.get(root, -REFRESH_S) + REFRESH_S - time.monotonic()
+    if wait <= 0:
+        write_all(store, experiment)
+        return
+    if root in _PENDING:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        write_all(store, experiment)
+        return
+
+    def later() -> None:
+        if _PENDING.pop(root, None) is not None:
+            with contextlib.suppress(Exception):  # a store that went away: flush() at the end says so
+                write_all(store, experiment)
+
+    _PENDING[root] = loop.call_later(wait, later)
+
+
+def flush(store: Store, experiment: Experiment) -> None:
+    """At the end of a run: a rewrite still waiting happens now."""
+    handle = _PENDING.pop(experiment.root, None)
+    if handle is not None:
+        handle.cancel()
+        write_all(store, experiment)

@@ -138,7 +138,7 @@ def scrubbed_env(workdir: Path, tmpdir: str) -> dict[str, str]:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def _throwaway_uid() -> int:
+def throwaway_uid() -> int:
     # A fresh uid per run: RLIMIT_NPROC then counts only this run's processes, and none is root's.
     return 2_100_000_000 + secrets.randbelow(40_000_000)
 
@@ -186,7 +186,7 @@ def _sweep(belongs: Callable[[str], bool]) -> None:
         time.sleep(0.01)
 
 
-def _kill_uid(uid: int) -> None:
+def kill_uid(uid: int) -> None:
     """Kill every process of a throw-away uid (catches children that left the process group)."""
     _sweep(lambda p: os.stat(f"/proc/{p}").st_uid == uid)
 
@@ -228,7 +228,7 @@ def _limit_hit(sig: int | None, truncated: bool, stderr: str) -> str | None:
     return None
 
 
-def _start_reader(fd: int, buf: bytearray, cap: int, flood: asyncio.Event) -> asyncio.Future:
+def start_reader(fd: int, buf: bytearray, cap: int, flood: asyncio.Event) -> asyncio.Future:
     """Read fd until EOF, keeping at most cap bytes (beyond that: flood, and the rest is discarded)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
@@ -264,7 +264,7 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
     workdir.mkdir(parents=True, exist_ok=True)
     active = mode()
     as_root = os.geteuid() == 0
-    uid = _throwaway_uid() if as_root else -1
+    uid = throwaway_uid() if as_root else -1
     if as_root:
         if active == "rlimits":
             exe = [Path(argv[0])] if os.path.isabs(argv[0]) else []
@@ -300,7 +300,7 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
     os.close(out_w)
     os.close(err_w)
     loop = asyncio.get_running_loop()
-    readers = [_start_reader(out_r, out, cap, flood), _start_reader(err_r, err, cap, flood)]
+    readers = [start_reader(out_r, out, cap, flood), start_reader(err_r, err, cap, flood)]
     try:
         waiter = asyncio.create_task(proc.wait())
         flooded = asyncio.create_task(flood.wait())
@@ -311,7 +311,7 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
             # Whatever happened, nothing the command started outlives it.
             _kill_group(proc.pid)
             if uid >= 0:
-                _kill_uid(uid)
+                kill_uid(uid)
             if mark:
                 _kill_marked(mark)
             flooded.cancel()
@@ -326,9 +326,14 @@ async def run_sandboxed(argv: list[str], *, workdir: Path, readonly: list[Path],
             os.close(fd)
     if as_root:
         _chown_tree(workdir, os.getuid(), os.getgid())
+    return result_of(rc, out, err, flood.is_set(), timed_out, wall)
+
+
+def result_of(rc: int | None, out: bytes | bytearray, err: bytes | bytearray, truncated: bool, timed_out: bool,
+              wall: float) -> SandboxResult:
+    """A run's result from its exit status and output (shared by cold runs and looplab/warm.py's)."""
     stdout = out.decode("utf-8", "replace")
     stderr = scrub_secrets(err.decode("utf-8", "replace"))
-    truncated = flood.is_set()
     sig = _signal_of(rc)
     infra = None
     first = stderr.lstrip().splitlines()[0] if stderr.strip() else ""

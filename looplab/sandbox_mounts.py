@@ -35,7 +35,37 @@ def _empty_file() -> str:
     return _EMPTY[0]
 
 
-def bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool) -> list[str]:
+_CACHE: dict[tuple, list[str]] = {}
+_SENTINEL = "looplab-workdir-0f3c9a"  # stands for the working directory's own name in a cached argv
+
+
+def bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool,
+               shadow: Sequence[Path] = ()) -> list[str]:
+    """The bwrap command line up to `--`, cached: runs differ only in their working directory's name,
+    and a cached argv is reused while the folders that hold hidden files list the same entries."""
+    workdir = Path(workdir)
+    folders = sorted({Path(h).parent for h in hidden} | {Path(d) for d in shadow})
+    key = (str(workdir.parent), tuple(map(str, readonly)), tuple(map(str, hidden)), as_root,
+           tuple(map(str, shadow)), tuple(_listing(d) for d in folders))
+    cached = _CACHE.get(key)
+    if cached is None or (_EMPTY and not os.path.isfile(_EMPTY[0])):
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        cached = _CACHE[key] = _bwrap_argv(workdir.parent / _SENTINEL, readonly, hidden, as_root, shadow)
+    here, mine = str(workdir.parent / _SENTINEL), str(workdir)
+    return [mine if a == here else a.replace(here + "/", mine + "/") if a.startswith(here + "/") else a
+            for a in cached]
+
+
+def _listing(folder: Path) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(e.name for e in os.scandir(folder) if not _ATOMIC_TMP.fullmatch(e.name)))
+    except OSError:
+        return ()
+
+
+def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], as_root: bool,
+                shadow: Sequence[Path]) -> list[str]:
     if as_root:  # no user namespace, so the launcher can switch to an unprivileged uid
         ns = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
               "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -62,7 +92,7 @@ def bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path], 
         if h.is_dir() or h.is_file():
             mounts[h] = "tmpfs" if h.is_dir() else "empty"
     mounts[workdir] = "rw"
-    _shadow_parents(mounts, binds, [Path(h) for h in hidden])
+    _shadow_parents(mounts, binds, [Path(h) for h in hidden], [Path(d) for d in shadow])
     known = {**binds, **mounts}
     # Parents before children, so a nested mount is not hidden by the one above it; parents that
     # only exist on a tmpfs are created world-readable (bwrap would make them root-only).
@@ -88,15 +118,19 @@ def _enclosing(path: Path, known: dict[Path, str]) -> str:
     return next((known[a] for a in (path, *path.parents) if a in known), "tmpfs")
 
 
-def _shadow_parents(mounts: dict[Path, str], binds: dict[Path, str], hidden: list[Path]) -> None:
+def _shadow_parents(mounts: dict[Path, str], binds: dict[Path, str], hidden: list[Path],
+                    shadow: list[Path]) -> None:
     """A folder holding hidden files becomes a tmpfs with its other entries bound one by one.
 
     A file bound over a hidden one would be unbound by the next atomic rewrite (a rename over it) and
     the new SCORES.json would show through; the hidden files here are empty files on the tmpfs
-    instead, which nothing outside can replace. looplab's half-written temporaries stay out.
+    instead, which nothing outside can replace. looplab's half-written temporaries stay out. A `shadow`
+    folder is rebuilt so even when it holds no hidden file yet: what is written there later (SCORES.json,
+    incumbent.py) never shows in a sandbox that lives longer than one run.
     """
     parents = {h.parent for h in hidden
                if mounts.get(h) == "empty" and _enclosing(h.parent, {**binds, **mounts}) == "ro"}
+    parents |= {d for d in shadow if d.is_dir()}
     for d in parents:
         mounts[d] = "shadow"
         for entry in sorted(os.scandir(d), key=lambda e: e.name):

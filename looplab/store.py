@@ -94,6 +94,9 @@ class Store(LoopRegistry, CallLog):
         try:
             self._execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
             self._execute("PRAGMA journal_mode = WAL")
+            # WAL's own durable mode: a commit survives any crash of looplab (kill -9 included); only a
+            # power cut may lose the last commits, never consistency. FULL would fsync every commit.
+            self._execute("PRAGMA synchronous = NORMAL")
             self._execute("PRAGMA foreign_keys = ON")
             self._init_sharing(FileLock(self.path.with_name(self.path.name + ".accept.lock")))
             self._migrate()

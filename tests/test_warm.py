@@ -1,0 +1,262 @@
+"""Warm sandboxes (looplab/warm.py): a host started once forks a fresh child per evaluation.
+
+Real bubblewrap, real processes, real evaluator files: a warm evaluation scores what a cold one scores;
+nothing a child does (files anywhere it can write, processes that left its group, System V IPC,
+changes to modules in memory) reaches the next child; a timeout kills all the child started; a host
+that dies or stops answering is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from looplab import sandbox, warm
+from looplab.evaluate import Evaluator
+from looplab.experiment import LimitsConfig, load_experiment
+
+pytestmark = pytest.mark.skipif(not (os.geteuid() == 0 and sandbox._bwrap_status()[0]),
+                                reason="warm hosts need bubblewrap and root (throw-away uids)")
+
+EVALUATOR = '''
+import importlib.util
+
+def evaluate(program_path):
+    spec = importlib.util.spec_from_file_location("program", program_path)
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    found = program.probe()
+    return {"combined_score": float(program.score()), "found": ",".join(found) or "nothing"}
+'''
+
+PROGRAM = '''
+import json
+import os
+
+# EVOLVE-BLOCK-START
+def score():
+    return 3.0
+# EVOLVE-BLOCK-END
+
+
+def probe():
+    return []
+'''
+
+# Looks for what an earlier child left, then leaves all of it for the next one.
+LEAKY = '''
+import ctypes
+import json
+import os
+import subprocess
+import sys
+
+# EVOLVE-BLOCK-START
+def score():
+    return 3.0
+# EVOLVE-BLOCK-END
+
+PLACES = ["/tmp/leak", "/dev/shm/leak", os.path.join(os.environ.get("HOME", "."), "leak"), "leak", "../leak",
+          os.path.join(os.environ.get("TMPDIR", "."), "leak")]
+
+
+def probe():
+    found = [p for p in PLACES if os.path.exists(p)]
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and b"leaky-sleeper" in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append("process")
+        except OSError:
+            pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.shmget(0x1eaf, 0, 0) >= 0:
+        found.append("shm")
+    if getattr(json, "leaked", False):
+        found.append("memory")
+    for p in PLACES:
+        try:
+            with open(p, "w") as f:
+                f.write("left behind")
+        except OSError:
+            pass
+    libc.shmget(0x1eaf, 4096, 0o1000 | 0o666)  # IPC_CREAT
+    json.leaked = True
+    subprocess.Popen([sys.executable, "-c", "import os, time\\nos.setsid()\\nif os.fork() == 0:\\n    time.sleep(60)",
+                      "leaky-sleeper"], start_new_session=True)
+    return found
+'''
+
+
+def folder(tmp_path: Path, program: str = PROGRAM, timeout: int = 20) -> Path:
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "evaluator.py").write_text(textwrap.dedent(EVALUATOR))
+    (root / "initial_program.py").write_text(textwrap.dedent(program))
+    (root / "config.yaml").write_text(f"evaluator:\n  timeout: {timeout}\n  cascade_evaluation: false\n")
+    os.chmod(root, 0o755)
+    os.chmod(tmp_path, 0o755)
+    return root
+
+
+def evaluate(evaluator: Evaluator, source: str):
+    return asyncio.run(evaluator.evaluate(source, ["score"]))
+
+
+def test_warm_scores_what_cold_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = load_experiment(folder(tmp_path))
+    warm_ev = Evaluator(exp)
+    first, second = evaluate(warm_ev, exp.baseline_source), evaluate(warm_ev, exp.baseline_source)
+    assert warm_ev._warm is not None and warm_ev._warm.started == 1  # one host served both
+    monkeypatch.setenv(warm.WARM_ENV, "0")
+    cold_ev = Evaluator(exp)
+    cold = evaluate(cold_ev, exp.baseline_source)
+    assert cold_ev._warm is None
+    for ev in (first, second, cold):
+        assert ev.ok, ev.reason
+        assert ev.cases["score"].samples == [3.0]
+    warm_ev.close()
+
+
+def test_a_child_leaves_nothing_for_the_next(tmp_path: Path) -> None:
+    exp = load_experiment(folder(tmp_path, LEAKY))
+    ev = Evaluator(exp)
+    runs = [evaluate(ev, exp.baseline_source) for _ in range(3)]
+    assert ev._warm is not None and ev._warm.started == 1
+    for run in runs:
+        assert run.ok, run.reason
+        assert run.cases["score"].metrics["found"] == "nothing"
+    time.sleep(0.2)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(b"leaky-sleeper") >= 0]
+    assert left == []
+    ev.close()
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _pool(tmp_path: Path) -> warm.WarmPool:
+    os.chmod(tmp_path, 0o755)
+    return warm.WarmPool(tmp_path / "warm", readonly=[tmp_path], hidden=[], shadow=[], imports=[])
+
+
+def _script(tmp_path: Path, text: str) -> str:
+    path = tmp_path / f"s{time.monotonic_ns()}.py"
+    path.write_text(textwrap.dedent(text))
+    os.chmod(path, 0o644)
+    return str(path)
+
+
+SPAWN_AND_SPIN = '''
+import os, subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "warm-escapee"], start_new_session=True)
+print("spinning", flush=True)
+while True:
+    pass
+'''
+
+
+def test_timeout_kills_the_child_and_all_it_started(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+
+    async def scenario():
+        slow = await pool.run(_script(tmp_path, SPAWN_AND_SPIN), prepare=lambda work: [], timeout_s=1.5,
+                              limits=LimitsConfig())
+        after = await pool.run(_script(tmp_path, "print('next')\n"), prepare=lambda work: [], timeout_s=10,
+                               limits=LimitsConfig())
+        return slow, after
+
+    slow, after = asyncio.run(scenario())
+    assert slow is not None and slow.timed_out and "spinning" in slow.stdout
+    assert after is not None and after.returncode == 0 and after.stdout == "next\n"
+    assert pool.started == 1  # the host that ran the timed-out child serves the next one
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and b"warm-escapee" in _cmdline(p)]
+    pool.close()
+
+
+def test_limits_and_identity_are_a_cold_runs(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    probe = '''
+    import os, resource
+    print(os.getuid() != 0, os.getpgid(0) == os.getpid(), os.getsid(0) == os.getpid())
+    print(resource.getrlimit(resource.RLIMIT_CPU)[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    print(sorted(os.environ))
+    for place in ("/tmp/x", "/dev/shm/x", os.environ["TMPDIR"] + "/x"):
+        try:
+            open(place, "w").close()
+            print("wrote", place.rsplit("/", 2)[-2])
+        except OSError:
+            print("refused", place)
+    print(os.sched_getaffinity(0))
+    '''
+    res = asyncio.run(pool.run(_script(tmp_path, probe), prepare=lambda work: [], timeout_s=10,
+                               limits=LimitsConfig(cpu_s=7, open_files=33), pin_cpu=0))
+    assert res is not None and res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0] == "True True True"
+    assert lines[1] == "7 33"
+    assert "OPENAI_API_KEY" not in lines[2] and "'HOME'" in lines[2]
+    assert lines[3].startswith("refused /tmp") and lines[4].startswith("refused /dev/shm")
+    assert lines[5] == "wrote .tmp"
+    assert lines[6] == "{0}"
+    pool.close()
+
+
+def test_a_host_that_dies_or_hangs_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warm, "REPLY_GRACE_S", 2.0)
+    pool = _pool(tmp_path)
+    hello = _script(tmp_path, "print('hello')\n")
+
+    async def once():
+        return await pool.run(hello, prepare=lambda work: [], timeout_s=2, limits=LimitsConfig())
+
+    assert asyncio.run(once()).stdout == "hello\n"
+    (host,) = pool._idle
+    os.killpg(host.proc.pid, signal.SIGKILL)  # dies while idle: the next evaluation gets a new host
+    host.proc.wait()
+    assert asyncio.run(once()).stdout == "hello\n"
+    assert pool.started == 2
+    (host,) = pool._idle
+    os.kill(_descendants(host.proc.pid)[-1], signal.SIGSTOP)  # the host stops answering: an infra error
+    hung = asyncio.run(once())
+    assert hung is not None and hung.infra_error
+    assert host.proc.wait(timeout=10) is not None  # killed, not left stopped
+    assert asyncio.run(once()).stdout == "hello\n"
+    assert pool.started == 3
+    pool.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid's descendants, parents first (bwrap, its namespace's init, the host)."""
+    parents = {}
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit():
+                parents[int(p)] = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    out, frontier = [], [pid]
+    while frontier:
+        kids = sorted(c for c, parent in parents.items() if parent in frontier)
+        out += kids
+        frontier = kids
+    return out
+
+
+def test_evaluator_imports_are_installed_modules_and_their_used_submodules(tmp_path: Path) -> None:
+    (tmp_path / "helper.py").write_text("")
+    ev = tmp_path / "evaluator.py"
+    ev.write_text("import numpy as np\nimport helper\nfrom os import path\n\ndef f():\n    import json\n"
+                  "    return np.random.rand()\n")
+    names = warm.evaluator_imports([ev], tmp_path)
+    assert names[:3] == ["numpy", "os", "os.path"] and "json" in names and "numpy.random" in names
+    assert "helper" not in names
