@@ -116,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     new = sub.add_parser("new", help="create a runnable experiment NAME (experiment.toml, task, baseline, harness)")
     new.add_argument("name")
     new.add_argument("--lang", choices=["c", "python"], default="c")
+    new.add_argument("--kind", choices=["function", "score", "files"], default="function",
+                     help="a timed function (default), a scored program region, or whole files (score and files: Python)")
     new.add_argument("--dir", type=Path, default=Path("."), help="parent folder (default: here)")
     new.set_defaults(handler=_cmd_new)
 
@@ -352,9 +354,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_new(args: argparse.Namespace) -> int:
     from looplab.scaffold import scaffold
 
-    root = scaffold(args.name, args.lang, args.dir)
-    ext = "c" if args.lang == "c" else "py"
-    print(f"created {root}\nnext: looplab eval {root} {root}/naive.{ext}")
+    root = scaffold(args.name, args.lang, args.dir, args.kind)
+    baseline = f"{root}/solver" if args.kind == "files" else f"{root}/naive.{'c' if args.lang == 'c' else 'py'}"
+    print(f"created {root}\nnext: looplab eval {root} {baseline}")
     return 0
 
 

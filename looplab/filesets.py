@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 HEADER = re.compile(r"^--- looplab file: (.+?) ---$", re.M)
+FIRST_LINE = "--- looplab file: "  # how a packed set of files begins
 
 
 class FilesError(ValueError):

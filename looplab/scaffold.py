@@ -1,4 +1,4 @@
-"""`looplab new NAME --lang c|python`: create a runnable experiment folder from the templates.
+"""`looplab new NAME --lang c|python [--kind function|score|files]`: a runnable experiment from the templates.
 
 The new experiment passes `looplab eval NAME NAME/naive.*` as created; the user then replaces
 the example target (a prefix sum in C, a longest-increasing-subsequence in Python).
@@ -15,6 +15,7 @@ from looplab.experiment import UserError
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("c", "python")
+KINDS = ("function", "score", "files")
 PLACEHOLDERS = ("__NAME__", "__FUNC__")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -41,8 +42,16 @@ def function_name(name: str, lang: str) -> str:
     return func
 
 
-def scaffold(name: str, lang: str, dest_parent: Path) -> Path:
-    """Create dest_parent/NAME as a runnable experiment in `lang` and return its path."""
+def scaffold(name: str, lang: str, dest_parent: Path, kind: str = "function") -> Path:
+    """Create dest_parent/NAME as a runnable experiment and return its path.
+
+    kind: "function" (a C or Python function, timed), "score" (a marked region of a Python program
+    whose output the harness scores) or "files" (two whole Python files, the same score).
+    """
+    if kind not in KINDS:
+        raise UserError(f"looplab new: --kind {kind!r} is not supported (fix: use one of {', '.join(KINDS)})")
+    if kind != "function" and lang != "python":
+        raise UserError(f"looplab new: --kind {kind} comes in Python (fix: add --lang python)")
     if lang not in LANGUAGES:
         raise UserError(f"looplab new: --lang {lang!r} is not supported (fix: use --lang c or --lang python)")
     if not _NAME.fullmatch(name):
@@ -54,13 +63,16 @@ def scaffold(name: str, lang: str, dest_parent: Path) -> Path:
     dest = Path(dest_parent) / name
     if dest.exists() and any(dest.iterdir()):
         raise UserError(f"{dest}: already exists and is not empty (fix: choose another NAME or remove it)")
-    source = TEMPLATES / lang
+    source = TEMPLATES / (lang if kind == "function" else kind)
     if not (source / "experiment.toml").is_file():
         raise UserError(f"{source}: the {lang} template is missing from this looplab install (fix: reinstall looplab)")
-    for path in sorted(source.rglob("*")):
+    files = [(p, p.relative_to(source)) for p in sorted(source.rglob("*"))]
+    if kind == "files":  # the same scoring harness as the score kind
+        files.append((TEMPLATES / "score" / "harness" / "score.py", Path("harness") / "score.py"))
+    for path, relative in files:
         if not path.is_file() or "__pycache__" in path.parts:
             continue
-        target = dest / path.relative_to(source)
+        target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text()
         for placeholder, value in zip(PLACEHOLDERS, (name, func), strict=True):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from looplab import filesets
 from looplab.experiment import ScreenConfig
 from looplab.extract import BLOCK_END, BLOCK_START, outside_evolve_blocks, strip_c_comments_and_strings
 from looplab.records import Outcome
@@ -61,6 +63,8 @@ def screen(source: str, *, language: str, policy: ScreenConfig, baseline: str = 
     is not held against the candidate) and, in Python, only what the starting program's own block did not
     already do (an import or a name its author used there).
     """
+    if source.startswith(filesets.FIRST_LINE):
+        return _screen_files(source, policy, baseline)
     region = BLOCK_START in baseline
     if region and outside_evolve_blocks(source) != outside_evolve_blocks(baseline):
         return _reject("evolve-block", "changes code outside EVOLVE-BLOCK-START/END; edit only inside the markers")
@@ -79,6 +83,30 @@ def screen(source: str, *, language: str, policy: ScreenConfig, baseline: str = 
         return _screen_python(source, policy, lines=block_lines(source),
                               tolerated=_python_findings_of(baseline, policy))
     return None  # other languages: the language-neutral rules above, then the build and the harness
+
+
+_BY_SUFFIX = {".c": "c", ".h": "c", ".py": "python"}
+
+
+def _screen_files(source: str, policy: ScreenConfig, baseline: str) -> ScreenVerdict | None:
+    """A files target: the size over all files, then each file the model changed by the rules of its
+    own language (a file as the starting program had it is not held against the candidate)."""
+    try:
+        files = filesets.unpack(source)
+        started = filesets.unpack(baseline) if baseline.startswith(filesets.FIRST_LINE) else {}
+    except filesets.FilesError as e:
+        return _reject("files", str(e))
+    size = len(source.encode())
+    if size > policy.max_bytes:
+        return _reject("max_bytes", f"the files are {size} bytes together; the limit is {policy.max_bytes}")
+    for path, text in files.items():
+        if started.get(path) == text:
+            continue
+        verdict = screen(text, language=_BY_SUFFIX.get(Path(path).suffix, "text"), policy=policy)
+        if verdict is not None:
+            verdict.reason = f"{path}: {verdict.reason}"
+            return verdict
+    return None
 
 
 def block_lines(source: str) -> set[int]:

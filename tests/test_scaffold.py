@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from experiment_helpers import build_c, cli_ready, looplab_eval, run_c, run_py
@@ -118,3 +121,35 @@ def test_looplab_new_command_creates_the_experiment(tmp_path):
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize("kind", ["score", "files"])
+def test_new_scaffolds_a_score_and_a_files_experiment_that_run(tmp_path: Path, kind: str) -> None:
+    from looplab import filesets
+    from looplab.check import evaluate_file
+    from looplab.experiment import load_experiment
+    from looplab.scaffold import scaffold
+
+    parent = tmp_path / "p"
+    parent.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(parent, 0o755)
+    root = scaffold(f"spread-{kind}", "python", parent, kind)
+    exp = load_experiment(root)
+    assert exp.config.objective.kind == "score" and exp.is_files == (kind == "files")
+    base = asyncio.run(evaluate_file(exp, exp.baseline_source))
+    assert base["ok"] and base["category"] == "duplicate" and base["speedup"] == 1.0, base  # judged all the same
+    hexagonal = ("def place(n):\n    import math\n    rows = math.ceil(math.sqrt(n))\n"
+                 "    cols = math.ceil(n / rows)\n    pts = []\n    for k in range(n):\n"
+                 "        r, c = divmod(k, cols)\n        x = (c + (0.5 if r % 2 else 0)) / (cols - 0.5)\n"
+                 "        pts.append([min(x, 1.0), r / max(rows - 1, 1)])\n    return pts\n")
+    if kind == "score":
+        source = exp.baseline_source.split("# EVOLVE-BLOCK-START")[0] + "# EVOLVE-BLOCK-START\n" + hexagonal \
+            + "# EVOLVE-BLOCK-END" + exp.baseline_source.split("# EVOLVE-BLOCK-END")[1]
+    else:
+        files = filesets.unpack(exp.baseline_source)
+        files["solver/layout.py"] = "from lattice import smallest_distance\n\n\n" + hexagonal
+        source = filesets.pack(files)
+    verdict = asyncio.run(evaluate_file(exp, source))
+    assert verdict["rule"] == "deterministic_score", verdict
+    assert verdict["category"] == "accepted", verdict  # 0.388 apart instead of the grid's 0.333
