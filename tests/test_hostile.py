@@ -128,7 +128,6 @@ CHEATS = [
     ("int80_fork", {Outcome.INVALID}, "forbidden system call (another ABI) during call 1"),
     # holdout recognition: the worker sees no case name, no argv, no parent
     ("holdout_from_parent", {Outcome.INVALID}, "forbidden system call getppid during call 1"),
-    ("holdout_from_argv", {Outcome.OVERFIT}, "on a hidden holdout case"),
     # the call protocol: "done" is the worker stopping; verification reads a frozen arena
     ("early_done", {Outcome.INVALID}, "is wrong, expected"),
     ("skip_batch", {Outcome.INVALID}, "on call 3"),
@@ -144,6 +143,19 @@ def test_cheat_against_the_supervisor_is_rejected(exp: Experiment, name: str, ou
     v = run_judge(exp, hostile_reply(name))
     assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
     assert "n61" not in v.decision.reason
+    assert leftovers(exp) == []
+
+
+def test_a_holdout_run_looks_like_a_search_run_to_the_target(exp: Experiment) -> None:
+    # It looks for a case name in its argv and takes its shortcut (sizes that are multiples of 32) when
+    # it finds none: right on every search case, wrong on the holdout it could not recognise. (Checked
+    # through the evaluator, not the judge: an overfit verdict also needs a confirmed speed-up first.)
+    source = hostile_reply("holdout_from_argv")
+    evaluator = Evaluator(exp)
+    search = asyncio.run(evaluator.evaluate(source, exp.search_cases))
+    assert search.ok, search.reason
+    holdout = asyncio.run(evaluator.evaluate(source, exp.holdout_cases))
+    assert holdout.failure == Outcome.INVALID and "case n61: wrote past the end of c on call 1" in holdout.reason
     assert leftovers(exp) == []
 
 
