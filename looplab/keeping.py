@@ -12,15 +12,19 @@ incumbent.<ext>, winners/ and runs/*/result.json agree with the store, the singl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import socket
+import traceback
 from collections.abc import Callable
 
 from looplab import archive, filesets, report, runs
-from looplab.experiment import Experiment
+from looplab.experiment import Experiment, UserError
 from looplab.records import Outcome
+from looplab.stopping import RunStopped
 from looplab.store import AttemptRow, Store
+from looplab.store_faults import disk_fault
 
 
 def new_key() -> str:
@@ -53,6 +57,21 @@ def complete(store: Store, experiment: Experiment, row: AttemptRow, *, resume: b
     runs.write_result(experiment, done)
     report.write_all(store, experiment)
     return done
+
+
+def complete_or_stop(store: Store, experiment: Experiment, row: AttemptRow) -> AttemptRow:
+    """complete(); if archiving fails (a hook refuses the commit, a full disk), the decision stands in the
+    store, the run stops, and the next start finishes archiving it."""
+    try:
+        return complete(store, experiment, row)
+    except Exception as e:
+        why = e if isinstance(e, UserError) else disk_fault(e, experiment.root)
+        if why is None:
+            with contextlib.suppress(OSError):
+                runs.write(runs.attempt_dir(experiment, row.id), "error.txt", traceback.format_exc())
+            why = f"{type(e).__name__}: {e} (see runs/ error.txt)"
+        raise RunStopped(f"{why}; attempt {row.id} stays {row.outcome} in the store and the next run "
+                         "archives and commits it") from None
 
 
 async def recover(store: Store, experiment: Experiment, note: Callable[[str], None]) -> None:

@@ -185,7 +185,7 @@ async def _keep(s: Search, attempt_id: int, turns: repair.Turns, incumbent: Atte
         assessment.details["archived_in"] = keeping.checkout(experiment)
         row = _finish_candidate(s, attempt_id, assessment, candidate, reply_text, commit=None,
                                 accepting=keeping.new_key())
-        return keeping.complete(store, experiment, row)
+        return keeping.complete_or_stop(store, experiment, row)
 
 
 async def assess(s: Search, source: str, incumbent: AttemptRow, *, judge_duplicates: bool = False) -> Assessment:

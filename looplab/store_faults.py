@@ -126,11 +126,11 @@ def disk_fault(exc: BaseException, root: Path) -> UserError | None:
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
     where = exc.filename or root
-    inside = exc.filename is None or Path(os.path.abspath(exc.filename)).is_relative_to(root.resolve())
+    inside = bool(exc.filename) and Path(os.path.abspath(exc.filename)).is_relative_to(root.resolve())
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
         return UserError(f"{where}: no space left on the device (fix: free space on that file system, then run "
                          "again; the store keeps every finished attempt)")
-    if exc.errno == errno.EROFS or (exc.errno in (errno.EACCES, errno.EPERM) and inside and exc.filename):
+    if exc.errno == errno.EROFS or (exc.errno in (errno.EACCES, errno.EPERM) and inside):
         return UserError(f"{where}: cannot write ({exc.strerror}) (fix: make the experiment folder writable for "
                          "this user, or copy it somewhere writable)")
     return None
