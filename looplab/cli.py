@@ -171,6 +171,7 @@ def _positive_float(text: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from looplab.closing import closing_lines
     from looplab.compat import run_settings
     from looplab.experiment import load_experiment
     from looplab.loop import RunOptions, run_search
@@ -209,6 +210,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
     print(f"stopped: {summary.stopped_because}")
     _print_status(experiment, args.store)
+    for line in closing_lines(experiment, args.store, summary.attempts, provider.name):
+        print(line)
     if summary.stop is StopReason.ERRORS:
         return EXIT_RUN_FAILED
     return EXIT_USER_ERROR if summary.stop is StopReason.BUDGET_UNKNOWN else 0

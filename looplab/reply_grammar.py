@@ -23,16 +23,12 @@ from looplab.extract import BLOCK_START
 
 TEXT_CHARS = 120  # the Strategy and Next lines
 TAGS_CHARS = 60
-CODE_CHARS = 120  # one code line (longer lines are broken by the grammar)
-TOKENS_PER_LINE = 12  # what a code line costs, to fit the block inside the token budget
+CODE_CHARS = 100  # one code line (a longer line is broken by the grammar)
+TOKENS_PER_LINE = 16  # what a code line costs, to fit the block inside the token budget
 MIN_LINES, MAX_LINES = 12, 400
 DEFAULT_MAX_TOKENS = 1024
 MAX_FILES = 8
-PREAMBLE = {  # how a line before the target's definition may start
-    "c": ("#", "//", " ", "\t", "}", "static ", "typedef "),
-    "python": ("import ", "from ", "def ", "class ", "@", "#", " ", "\t"),
-}
-
+MAX_INCLUDES, MAX_HELPERS = 8, 2
 
 @dataclass(frozen=True)
 class ReplyShape:
@@ -77,16 +73,12 @@ def gbnf(shape: ReplyShape, max_tokens: int | None = None) -> str:
         "strategy": f'"Strategy: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
         "tags": f'"Tags: " [^\\n]{{1,{TAGS_CHARS}}} "\\n"',
         "block": f'"```" {_literal(shape.fence)} "\\n" code "```\\n"',
-        "code": f"pre{{0,{lines // 2}}} {_literal(shape.anchor)} \"\\n\" line{{1,{lines}}}" if shape.anchor
-        else f"line{{1,{lines}}}",
-        # Before the definition: includes, imports, comments and helpers only (a `class X {` left open
-        # there would swallow the definition).
-        "pre": f'(({" | ".join(_literal(w) for w in PREAMBLE.get(shape.fence, ("#",)))}) [^\\n]{{0,{CODE_CHARS - 8}}})? "\\n"',
+        "code": f"line{{1,{lines}}}",
         "line": f'([^`\\n] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
         "next": f'"\\nNext: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
     }
-    if not shape.anchor:
-        del rules["pre"]
+    if shape.anchor and shape.fence in ("c", "python"):
+        rules.update(_definition(shape, lines))
     if not shape.files:
         rules["body"] = "block"
     else:
@@ -102,6 +94,33 @@ def gbnf(shape: ReplyShape, max_tokens: int | None = None) -> str:
             "eline": f'([^`\\n=<>] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
         })
     return "\n".join(f"{name} ::= {rule}" for name, rule in rules.items()) + "\n"
+
+
+def _definition(shape: ReplyShape, lines: int) -> dict[str, str]:
+    """One definition of the target, as its definition line starts it, last in the block; before it only
+    includes/imports, comments and at most two helpers (C: static). Body lines are indented, so nothing
+    in them can define the target a second time (or `main`, or an exported helper)."""
+    helper_lines = max(4, lines // 4)
+    rules = {
+        "inner": f'([ \\t] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
+        "comment": f'"#" [^\\n]{{0,{CODE_CHARS}}} "\\n"' if shape.fence == "python"
+        else f'"//" [^\\n]{{0,{CODE_CHARS}}} "\\n"',
+    }
+    if shape.fence == "c":
+        rules.update({
+            "code": f'include{{0,{MAX_INCLUDES}}} "\\n"? (helper "\\n"?){{0,{MAX_HELPERS}}} comment? target',
+            "include": '"#include " [<"] [a-zA-Z0-9_./]{1,40} [>"] "\\n"',
+            "helper": f'"static " [^{{;\\n]{{1,{CODE_CHARS}}} ("{{\\n" inner{{0,{helper_lines}}} "}}\\n" | ";\\n")',
+            "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}} "}}\\n"',
+        })
+    else:
+        rules.update({
+            "code": f'include{{0,{MAX_INCLUDES}}} "\\n"? (helper "\\n"?){{0,{MAX_HELPERS}}} comment? target',
+            "include": '("import " | "from ") [a-zA-Z0-9_., ]{1,60} ("import " [a-zA-Z0-9_., *]{1,60})? "\\n"',
+            "helper": f'"def " [a-zA-Z_] [a-zA-Z0-9_]{{0,30}} "(" [^\\n]{{0,{CODE_CHARS}}} "\\n" inner{{1,{helper_lines}}}',
+            "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}}',
+        })
+    return rules
 
 
 def _literal(text: str) -> str:

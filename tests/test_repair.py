@@ -97,6 +97,8 @@ def test_the_setting_in_experiment_toml_and_holdout_names_in_no_turn(tmp_path):
     outcomes = rows(db, "SELECT id, outcome FROM attempts WHERE id > 0")
     assert outcomes[0] == (1, "invalid") and outcomes[1] in ((2, "overfit"), (2, "slower"))  # slower: never held out
     assert rows(db, "SELECT attempt_id, kind FROM calls ORDER BY id") == [(1, "propose"), (1, "repair"), (2, "propose")]
+    assert "what happened: 2 attempts, none better than the current best." in result.stdout
+    assert "repair turns were used in 1 of them" in result.stdout and "next, a real search:" in result.stdout
     asks = sent(server)
     assert "gave wrong results (invalid)" in asks[1][-1]["content"] and "Repair 1 of 1" in asks[1][-1]["content"]
     for messages in asks:

@@ -1,0 +1,71 @@
+"""The reply grammar (looplab/reply_grammar.py): llama.cpp reads it for every shipped target, and the
+built-in model (SmolLM2-135M in a real llama.cpp worker) decoding under it always gives a reply that
+extract.py reads — the shape only: whether the code compiles is the evaluator's business."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from looplab.experiment import load_experiment
+from looplab.extract import ExtractError, extract_candidate
+from looplab.prompt import PromptContext, render_prompt
+from looplab.reply_grammar import definition_line, gbnf, reply_shape
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+SHIPPED = sorted(p.parent.name for p in EXPERIMENTS.glob("*/experiment.toml"))
+
+
+def llama_cpp():
+    return pytest.importorskip("llama_cpp")
+
+
+def extracts(experiment, text: str) -> str:
+    """'' when the reply gives a candidate, else why not."""
+    try:
+        extract_candidate(text, language=experiment.language, target=experiment.target,
+                          incumbent=experiment.baseline_source, allow_helpers=experiment.config.screen.allow_helpers,
+                          files=experiment.config.target.files)
+    except ExtractError as e:
+        return str(e)
+    return ""
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_llama_cpp_reads_the_grammar_of_every_shipped_experiment(name):
+    experiment = load_experiment(EXPERIMENTS / name)
+    llama_cpp().LlamaGrammar.from_string(gbnf(reply_shape(experiment, experiment.baseline_source), 1024),
+                                         verbose=False)
+
+
+def test_the_definition_line_is_the_incumbents():
+    assert definition_line("#include <x.h>\nint f(int a);\nint f(int a) {\n  return a;\n}\n", "f", "c") == "int f(int a) {"
+    assert definition_line("void g(float* out,\n       int n) {\n}\n", "g", "c") == "void g(float* out,"
+    assert definition_line("import os\n\ndef levenshtein(a, b):\n    pass\n", "levenshtein", "python") == \
+        "def levenshtein(a, b):"
+    assert definition_line("# EVOLVE-BLOCK-START\ndef f():\n    pass\n# EVOLVE-BLOCK-END\n", "f", "python") == ""
+
+
+def test_files_targets_name_their_paths_and_allow_edits():
+    rust = load_experiment(EXPERIMENTS / "rust_sort")
+    grammar = gbnf(reply_shape(rust, rust.baseline_source))
+    assert '"src/lib.rs" | "src/sort.rs"' in grammar and "<<<<<<< SEARCH" in grammar and "Tags: " in grammar
+
+
+def test_ten_of_ten_replies_of_the_built_in_model_extract():
+    llama_cpp()
+    from looplab.models.local import LocalProvider
+
+    experiment = load_experiment(EXPERIMENTS / "linear")
+    messages = render_prompt(experiment, PromptContext(incumbent=experiment.baseline_source))
+    shape = reply_shape(experiment, experiment.baseline_source)
+    provider = LocalProvider(None, n_threads=1)  # 1: no spin barriers to stall on a busy machine
+    try:
+        replies = [asyncio.run(provider.complete(messages, max_tokens=512, timeout_s=600, shape=shape))
+                   for _ in range(10)]
+    finally:
+        provider.close()
+    why_not = [extracts(experiment, r.text) for r in replies]
+    assert why_not == [""] * 10, [(w, r.text[-300:]) for w, r in zip(why_not, replies, strict=True) if w]
