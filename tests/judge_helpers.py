@@ -95,7 +95,13 @@ def packed(text: str) -> str:
 # --- judges: reply functions for OpenAIServer / AnthropicServer (body -> reply text) ---
 
 def user_text(body: dict) -> str:
-    return "\n".join(m["content"] for m in body.get("messages", []) if m.get("role") == "user")
+    """The user turn's text, from an OpenAI or an Anthropic request (content as a string or as blocks)."""
+    parts = []
+    for m in body.get("messages", []):
+        if m.get("role") == "user":
+            content = m["content"]
+            parts += [content] if isinstance(content, str) else [b.get("text", "") for b in content]
+    return "\n".join(parts)
 
 
 def shown_outputs(body: dict) -> tuple[str, str]:

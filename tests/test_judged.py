@@ -21,7 +21,7 @@ from judge_helpers import (
     shown_outputs,
     user_text,
 )
-from wire_servers import OpenAIServer
+from wire_servers import AnthropicServer, OpenAIServer
 
 from looplab.acceptance import pairwise
 from looplab.evaluate import Evaluator
@@ -47,11 +47,11 @@ def exp(root: Path) -> Experiment:
     return judged_experiment(root)
 
 
-def judged(exp: Experiment, candidate: str, replies, **server):
+def judged(exp: Experiment, candidate: str, replies, *, wire=OpenAIServer, spec="openai:judge-model", **server):
     """(verdict, requests the judge server received, the judge) for one candidate prompt against the baseline."""
-    with OpenAIServer(replies, **server) as srv:
+    with wire(replies, **server) as srv:
         async def go():
-            provider = provider_from_spec("openai:judge-model", base_url=srv.url, env={"OPENAI_API_KEY": "x"})
+            provider = provider_from_spec(spec, base_url=srv.url, env={"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x"})
             pj = pairwise.PairJudge(provider, (exp.root / "RUBRIC.md").read_text(), exp.config.judge)
             pairwise.install(pj)  # this task's context only
             evaluator = Evaluator(exp)
@@ -150,3 +150,9 @@ def test_replies_without_a_verdict_are_ties(exp: Experiment) -> None:
     assert v.decision.outcome == Outcome.SLOWER
     assert pj.tally.unreadable == len(requests) > 0
     assert "unreadable" in v.decision.reason
+
+
+def test_any_provider_can_judge_an_anthropic_one_too(exp: Experiment) -> None:
+    v, requests, _ = judged(exp, BETTER_ON_MOST, better_judge, wire=AnthropicServer, spec="anthropic:judge-model")
+    assert v.decision.outcome == Outcome.ACCEPTED, v.decision.reason
+    assert requests and all(r.path == "/v1/messages" for r in requests)
