@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -82,15 +83,21 @@ def task(tmp: Path, name: str) -> Path:
 
 
 def load() -> str:
-    return "load %.1f %.1f %.1f" % os.getloadavg()
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 # --- one run of each tool -------------------------------------------------------------------------
 
+def cpu_s() -> float:
+    """CPU seconds of every finished child process of this one (and their children)."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 def run_looplab(folder: Path, url: str, n: int, workers: int = 1) -> dict:
     argv = [str(BIN / "looplab"), "run", str(folder), "--model", "openai:bench", "--base-url", url,
             "--loop", str(n), "--workers", str(workers), "--seed", "1"]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), cpu_s()
     p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "bench"})
     if p.returncode != 0:
         raise SystemExit(f"looplab failed ({p.returncode}): {p.stderr[-800:]}")
@@ -104,7 +111,8 @@ def run_looplab(folder: Path, url: str, n: int, workers: int = 1) -> dict:
             times = 2 if outcome in ("accepted", "specialist") else 1  # a win is evaluated once more
             runs += times
             seconds += times * metrics["eval_seconds"]
-    return {"start": start, "end": time.monotonic(), "eval_s": seconds, "runs": runs, "attempts": len(rows)}
+    return {"start": start, "end": time.monotonic(), "eval_s": seconds, "runs": runs, "attempts": len(rows),
+            "cpu_s": cpu_s() - cpu}
 
 
 def run_openevolve(folder: Path, url: str, n: int, workers: int = 1) -> dict:
@@ -118,14 +126,14 @@ def run_openevolve(folder: Path, url: str, n: int, workers: int = 1) -> dict:
     out = folder / "openevolve_output"
     argv = [str(BIN / "openevolve-run"), str(folder / "initial_program.py"), str(folder / "evaluator.py"),
             "--config", str(folder / "config.yaml"), "--iterations", str(n), "--output", str(out)]
-    start = time.monotonic()
+    start, cpu = time.monotonic(), cpu_s()
     p = subprocess.run(argv, capture_output=True, text=True, cwd=folder, env={**os.environ, "OPENAI_API_KEY": "bench"})
     if p.returncode != 0:
         raise SystemExit(f"openevolve failed ({p.returncode}): {p.stderr[-800:]}")
     programs = [json.loads(f.read_text()) for f in out.glob("checkpoints/checkpoint_*/programs/*.json")]
     seconds = [pr["metrics"].get("eval_seconds", 0.0) for pr in programs if pr.get("iteration_found", 0) > 0]
     return {"start": start, "end": time.monotonic(), "eval_s": sum(seconds), "runs": len(seconds),
-            "attempts": len(seconds)}
+            "attempts": len(seconds), "cpu_s": cpu_s() - cpu}
 
 
 def openevolve_installed() -> bool:
@@ -153,7 +161,8 @@ def figure_overhead(tmp: Path, n: int, repeats: int, peers: bool) -> None:
             found[name].append(overhead_ms(srv, res, 0.0, skip=1))
             print(f"   {name:10s} run {rep + 1}: {found[name][-1]:7.1f} ms per attempt; evaluator "
                   f"{1000 * res['eval_s'] / max(res['runs'], 1):5.1f} ms per run, "
-                  f"{res['runs'] / max(res['attempts'], 1):.2f} runs per candidate")
+                  f"{res['runs'] / max(res['attempts'], 1):.2f} runs per candidate; whole run's CPU "
+                  f"{1000 * res['cpu_s'] / max(res['attempts'], 1):5.1f} ms per attempt (start-up included)")
     mine = statistics.median(found["looplab"])
     line = f"   median: looplab {mine:.1f} ms"
     if peers:

@@ -52,7 +52,7 @@ class Evaluator:
         if self._warm is None:
             exp = self.experiment
             imports = warm.evaluator_imports([exp.root / self.config.evaluate.evaluator, exp.baseline_path], exp.root)
-            self._warm = warm.WarmPool(exp.state_dir / "warm", readonly=[exp.root], hidden=private_paths(exp),
+            self._warm = warm.WarmPool(warm.jobs_root(exp.state_dir), readonly=[exp.root], hidden=private_paths(exp),
                                        shadow=[exp.root], imports=imports)
         return self._warm
 

@@ -7,6 +7,7 @@ whole EVOLVE-BLOCK file), or SEARCH/REPLACE edits against the incumbent.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import re
@@ -213,5 +214,6 @@ def normalize(source: str, language: str) -> str:
     return re.sub(r" ?([^\w ]) ?", r"\1", code).strip()
 
 
+@functools.lru_cache(maxsize=64)  # one attempt asks for its candidate's hash several times
 def source_hash(source: str, language: str) -> str:
     return hashlib.sha256(normalize(source, language).encode()).hexdigest()

@@ -81,7 +81,7 @@ def _bwrap_argv(workdir: Path, readonly: Sequence[Path], hidden: Sequence[Path],
         argv += ["--ro-bind-try", f, f]
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     binds: dict[Path, str] = {Path(d): "bind" for d in (*_SYSTEM_DIRS, "/proc", "/dev")}
-    binds[Path("/tmp")] = "tmpfs"
+    binds[Path("/tmp")] = binds[Path("/dev/shm")] = "tmpfs"
     # The interpreter and its environment (a venv may live under /tmp, which is private here).
     pythons = {sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)}
     mounts: dict[Path, str] = {}

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import collections
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -78,6 +80,16 @@ def evaluator_imports(files: Sequence[Path], folder: Path, limit: int = 64) -> l
     return [n for n in dict.fromkeys(names) if n.split(".")[0] not in own][:limit]
 
 
+def jobs_root(state_dir: Path) -> Path:
+    """Where a pool's hosts keep their children's folders: on /dev/shm when it is a writable tmpfs (making
+    and removing folders there costs microseconds, on a disk milliseconds), else in the state folder."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        return shm / f"looplab-warm-{digest}"
+    return state_dir / "warm"
+
+
 class _NotTaken(Exception):
     """The host did not take the request (it is gone): nothing ran, so another host may run it."""
 
@@ -92,7 +104,7 @@ class Host:
     def __init__(self, jobs: Path, sandbox_argv: list[str], imports: list[str], log: Path):
         self.jobs, self.log = jobs, log
         self.served = 0
-        self.broken = False
+        self.why = ""  # why it must be replaced (empty: it serves)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setblocking(False)
         argv = [*sandbox_argv, sys.executable, "-I", str(HOST), str(theirs.fileno()), json.dumps(imports)]
@@ -114,8 +126,12 @@ class Host:
             raise HostGone("the warm host closed its socket")
         return json.loads(data)
 
+    @property
+    def broken(self) -> bool:
+        return bool(self.why)
+
     def close(self) -> None:
-        self.broken = True
+        self.why = self.why or "closed"
         with contextlib.suppress(OSError):
             self.sock.close()
         if self.proc.poll() is None:
@@ -142,11 +158,17 @@ class WarmPool:
         self._idle: list[Host] = []
         self._all: set[Host] = set()
         self.started = 0  # hosts started (tests and benchmarks read it)
-        weakref.finalize(self, _close_all, self._all)
+        self.dropped: list[str] = []  # why each host that is gone was replaced
+        self.times: collections.deque = collections.deque(maxlen=1000)  # per evaluation: sent, host got it, forked, child ended, cleaned, answer read
+        weakref.finalize(self, _close_all, self._all, self.root)
 
     def _start(self) -> Host:
-        jobs = self.root / secrets.token_hex(6)
-        jobs.mkdir(parents=True)
+        if not self.started:
+            self._sweep()
+        jobs = self.root / f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        jobs.mkdir()
         os.chmod(jobs, 0o711)  # children reach their own folder by name; none can list the others
         argv = bwrap_argv(jobs, self.readonly, self.hidden, as_root=True, shadow=self.shadow)
         # Children get no /tmp to write to (it would outlive them): TMPDIR is their own folder.
@@ -157,6 +179,18 @@ class WarmPool:
         self.started += 1
         self._all.add(host)
         return host
+
+    def _sweep(self) -> None:
+        """Folders of hosts whose looplab is gone (killed before it could remove them)."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root):
+                pid = entry.name.split("-", 1)[0].split(".", 1)[0]
+                if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
 
     async def _ready(self, host: Host) -> Host:
         try:
@@ -185,8 +219,8 @@ class WarmPool:
                 os.chown(work / ".tmp", uid, uid)
                 os.chmod(work, 0o700)
                 return await self._serve(host, uid, work, script, argv, timeout_s, limits, pin_cpu)
-            except _NotTaken:
-                host.broken = True
+            except _NotTaken as e:
+                host.why = str(e)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
                 host.served += 1
@@ -201,6 +235,7 @@ class WarmPool:
             host = self._idle.pop()
             if host.proc.poll() is None:
                 return host
+            host.why = f"died while idle (status {host.proc.returncode})"
             self._drop(host)
         try:
             return await self._ready(self._start())
@@ -226,15 +261,13 @@ class WarmPool:
         try:
             try:
                 socket.send_fds(host.sock, [json.dumps(request).encode()], [out_w, err_w])
-            except OSError:
-                raise _NotTaken() from None
+            except OSError as e:
+                raise _NotTaken(f"did not take an evaluation: {e}") from None
             finally:
                 os.close(out_w)
                 os.close(err_w)
             readers = [sandbox.start_reader(out_r, out, cap, flood), sandbox.start_reader(err_r, err, cap, flood)]
             try:
-                if "pid" not in await host.receive(REPLY_GRACE_S):  # the child exists
-                    raise HostGone("the warm host could not start the evaluation")
                 ended = asyncio.ensure_future(host.receive(timeout_s + REPLY_GRACE_S))
                 flooded = asyncio.ensure_future(flood.wait())
                 done, _ = await asyncio.wait({ended, flooded}, timeout=timeout_s,
@@ -244,12 +277,13 @@ class WarmPool:
                     timed_out = not done
                     sandbox.kill_uid(uid)  # the child and all it started; the host then reports and cleans
                 answer = await ended
+                self.times.append([start, *answer.get("times", []), time.monotonic()])
                 status = answer.get("status")
                 rc = os.waitstatus_to_exitcode(status) if isinstance(status, int) else None
                 if not answer.get("clean"):
-                    host.broken = True
+                    host.why = "could not clean up after a child"
             except HostGone as e:
-                host.broken = True
+                host.why = str(e)
                 sandbox.kill_uid(uid)
                 return _infra(str(e))
             finally:
@@ -264,18 +298,21 @@ class WarmPool:
         return sandbox.result_of(rc, out, err, flood.is_set(), timed_out, wall)
 
     def _drop(self, host: Host) -> None:
+        self.dropped.append(host.why or "retired")
         self._all.discard(host)
         host.close()
 
     def close(self) -> None:
-        _close_all(self._all)
+        _close_all(self._all, self.root)
         self._idle.clear()
 
 
-def _close_all(hosts: set[Host]) -> None:
+def _close_all(hosts: set[Host], root: Path) -> None:
     for host in list(hosts):
         host.close()
     hosts.clear()
+    with contextlib.suppress(OSError):
+        root.rmdir()  # when no other looplab's hosts are in it
 
 
 def _infra(reason: str) -> SandboxResult:

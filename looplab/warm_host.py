@@ -22,6 +22,7 @@ import runpy
 import signal
 import socket
 import sys
+import time
 import traceback
 
 _IPC_RMID = 0
@@ -113,6 +114,7 @@ def _child(req, out_fd, err_fd):
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
+        sys.dont_write_bytecode = True  # its folder is removed after it: a .pyc there would only cost time
         sys.argv[:] = req["argv"]
         sys.path[:] = _PATH
         _run_script(req["script"])
@@ -165,9 +167,12 @@ def _clean(uid):
                     break
             _remove_ipc(uid)
             os._exit(0)
-        except BaseException:  # noqa: B036
+        except BaseException:  # noqa: B036 - reported by the host, which is then replaced
+            traceback.print_exc()
             os._exit(1)
     _, status = os.waitpid(pid, 0)
+    if status != 0:
+        sys.stderr.write(f"warm host: the cleaner of uid {uid} ended with status {status}\n")
     return status == 0
 
 
@@ -179,6 +184,7 @@ def serve(ctl):
             return
         if not msg:
             return  # looplab is gone
+        received = time.monotonic()
         req = json.loads(msg)
         if len(fds) != 2:
             for fd in fds:
@@ -194,12 +200,14 @@ def serve(ctl):
         pid = os.fork()
         if pid == 0:
             _child(req, fds[0], fds[1])
+        forked = time.monotonic()
         for fd in fds:
             os.close(fd)
-        ctl.send(json.dumps({"pid": pid}).encode())
         _, status = os.waitpid(pid, 0)
+        ended = time.monotonic()
         clean = _clean(req["uid"]) if _left_behind(req["uid"]) else True
-        ctl.send(json.dumps({"status": status, "clean": clean}).encode())
+        ctl.send(json.dumps({"status": status, "clean": clean,
+                             "times": [received, forked, ended, time.monotonic()]}).encode())
 
 
 def main():
