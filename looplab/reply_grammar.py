@@ -35,11 +35,14 @@ class ReplyShape:
     fence: str  # the info string after ``` (the experiment's language)
     files: tuple[str, ...] = ()  # a files target's paths; empty: one block
     anchor: str = ""  # a line the block must hold: the target's definition line, as the incumbent has it
+    includes: tuple[str, ...] = ()  # the headers (C) or modules (Python) the screen allows; empty: any
 
 
 def reply_shape(experiment: Experiment, incumbent: str = "") -> ReplyShape:
+    screen = experiment.config.screen
+    allowed = screen.allowed_includes if experiment.language == "c" else screen.allowed_imports
     return ReplyShape(experiment.language, tuple(experiment.config.target.files or ()),
-                      definition_line(incumbent, experiment.target, experiment.language))
+                      definition_line(incumbent, experiment.target, experiment.language), tuple(allowed or ()))
 
 
 def definition_line(source: str, target: str, language: str) -> str:
@@ -109,18 +112,25 @@ def _definition(shape: ReplyShape, lines: int) -> dict[str, str]:
     if shape.fence == "c":
         rules.update({
             "code": f'include{{0,{MAX_INCLUDES}}} "\\n"? (helper "\\n"?){{0,{MAX_HELPERS}}} comment? target',
-            "include": '"#include " [<"] [a-zA-Z0-9_./]{1,40} [>"] "\\n"',
+            "include": f'"#include <" ({_one_of(shape.includes)}) ">\\n"' if shape.includes
+            else '"#include " [<"] [a-zA-Z0-9_./]{1,40} [>"] "\\n"',
             "helper": f'"static " [^{{;\\n]{{1,{CODE_CHARS}}} ("{{\\n" inner{{0,{helper_lines}}} "}}\\n" | ";\\n")',
             "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}} "}}\\n"',
         })
     else:
         rules.update({
             "code": f'include{{0,{MAX_INCLUDES}}} "\\n"? (helper "\\n"?){{0,{MAX_HELPERS}}} comment? target',
-            "include": '("import " | "from ") [a-zA-Z0-9_., ]{1,60} ("import " [a-zA-Z0-9_., *]{1,60})? "\\n"',
+            "include": f'("import " ({_one_of(shape.includes)}) | "from " ({_one_of(shape.includes)}) " import " '
+                       '[a-zA-Z0-9_, ]{1,60}) "\\n"' if shape.includes
+            else '("import " | "from ") [a-zA-Z0-9_., ]{1,60} ("import " [a-zA-Z0-9_., *]{1,60})? "\\n"',
             "helper": f'"def " [a-zA-Z_] [a-zA-Z0-9_]{{0,30}} "(" [^\\n]{{0,{CODE_CHARS}}} "\\n" inner{{1,{helper_lines}}}',
             "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}}',
         })
     return rules
+
+
+def _one_of(words: tuple[str, ...]) -> str:
+    return " | ".join(_literal(w) for w in words)
 
 
 def _literal(text: str) -> str:

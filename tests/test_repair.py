@@ -129,3 +129,22 @@ def test_a_replayed_run_without_recorded_repairs_keeps_todays_behaviour(tmp_path
     with sqlite3.connect(exp / ".looplab" / "looplab.db") as conn:
         outcomes = [o for o, in conn.execute("SELECT outcome FROM attempts WHERE id > 0 ORDER BY id")]
     assert outcomes[0] == "compile_error" and outcomes[1] in JUDGED and len(outcomes) == 2
+
+
+def test_a_replay_answers_repair_turns_only_where_they_were_recorded(tmp_path):
+    import asyncio
+
+    from looplab.models.base import NoRepair
+    from looplab.models.replay import ReplayProvider, write_replies
+    from looplab.records import Message, Usage
+
+    path = tmp_path / "r.jsonl"
+    assert write_replies(path, [("a", Usage()), ("fix of a", Usage(), True), ("b", Usage())]) == 3
+    ask = [Message("user", "go")]
+    again = [*ask, Message("assistant", "a"), Message("user", "that failed: fix it")]
+    replay = ReplayProvider(path)
+    assert [asyncio.run(replay.complete(m)).text for m in (ask, again, ask)] == ["a", "fix of a", "b"]
+    with pytest.raises(NoRepair):
+        asyncio.run(replay.complete(again))
+    without = ReplayProvider(path)  # a run that asks for no repair skips the recorded one
+    assert [asyncio.run(without.complete(ask)).text for _ in range(2)] == ["a", "b"]
