@@ -69,3 +69,15 @@ def test_ten_of_ten_replies_of_the_built_in_model_extract():
         provider.close()
     why_not = [extracts(experiment, r.text) for r in replies]
     assert why_not == [""] * 10, [(w, r.text[-300:]) for w, r in zip(why_not, replies, strict=True) if w]
+
+
+def test_the_local_provider_samples_at_0_8_unless_told_and_sends_the_grammar():
+    from looplab.models.local import worker_request
+    from looplab.records import Message
+    from looplab.reply_grammar import ReplyShape
+
+    ask = [Message("user", "go")]
+    default = worker_request(ask, temperature=None, max_tokens=None, stop=None, shape=None)
+    assert default["temperature"] == 0.8 and default["grammar"] is None  # not llama-cpp-python's 0.2
+    told = worker_request(ask, temperature=0.3, max_tokens=400, stop=None, shape=ReplyShape("c"))
+    assert told["temperature"] == 0.3 and told["grammar"].startswith("root ::= ")

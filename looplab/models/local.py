@@ -164,6 +164,19 @@ class _Call:
             self.worker.kill()
 
 
+def worker_request(messages: list[Message], *, temperature: float | None, max_tokens: int | None,
+                   stop: list[str] | None, shape: ReplyShape | None) -> dict[str, Any]:
+    """What one call asks the worker for."""
+    return {
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+        "grammar": gbnf(shape, max_tokens) if shape is not None else None,
+        "max_tokens": max_tokens,
+        "stop": [s for s in stop or [] if s] or None,  # an empty stop string would end every reply at once
+        "seed": random.randrange(2**31),  # llama-cpp-python's default seed repeats across runs
+    }
+
+
 class LocalProvider:
     """A GGUF model on the CPU. path None means the built-in SmolLM2-135M-Instruct.
 
@@ -195,14 +208,7 @@ class LocalProvider:
         shape: ReplyShape | None = None,
     ) -> Reply:
         started = time.monotonic()
-        request = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
-            "grammar": gbnf(shape, max_tokens) if shape is not None else None,
-            "max_tokens": max_tokens,
-            "stop": [s for s in stop or [] if s] or None,  # an empty stop string would end every reply at once
-            "seed": random.randrange(2**31),  # llama-cpp-python's default seed repeats across runs
-        }
+        request = worker_request(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, shape=shape)
         worker = self._worker
         # Spawned from the loop's thread when nobody is busy: PR_SET_PDEATHSIG follows the spawning thread.
         if (worker is None or worker.proc.poll() is not None) and self._lock.acquire(blocking=False):
