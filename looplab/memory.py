@@ -8,6 +8,7 @@ appear: the model must not learn which hidden cases guard against overfitting.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -94,13 +95,29 @@ def _stem(word: str) -> str:
     return word
 
 
-def _keywords(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
+@functools.lru_cache(maxsize=4096)  # the same strategies and ideas are read again after every attempt
+def _keywords(text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS)
 
 
 # --- the three parts ---
 
+_FAILURES: dict[int, tuple[AttemptRow, frozenset[str], tuple[str, str, str]]] = {}
+
+
 def _failure(row: AttemptRow, holdout: set[str]) -> tuple[str, str, str]:
+    """_failure_of, once per row: the store hands out the same object for a row it read before."""
+    hit = _FAILURES.get(id(row))
+    if hit is not None and hit[0] is row and hit[1] == holdout:
+        return hit[2]
+    found = _failure_of(row, holdout)
+    if len(_FAILURES) >= 8192:
+        _FAILURES.clear()
+    _FAILURES[id(row)] = (row, frozenset(holdout), found)
+    return found
+
+
+def _failure_of(row: AttemptRow, holdout: set[str]) -> tuple[str, str, str]:
     """(category, signature, representative message) of one failed attempt."""
     outcome = row.outcome.value if row.outcome else "unknown"
     text = "\n".join(t for t in (row.reason, row.details.get("eval_reason", ""), row.details.get("log", "")) if t)

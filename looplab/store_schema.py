@@ -105,11 +105,17 @@ SELECT a.*,
             AND c.prompt_tokens + c.completion_tokens > 0) AS u_unknown
 FROM attempts a
 """
-# The same rows without the candidate's source: for summaries like memory.
-SELECT_ATTEMPTS_LIGHT = SELECT_ATTEMPTS.replace("SELECT a.*,", """SELECT a.id, a.started_at, a.ended_at, a.model,
+# The same rows without the candidate's source and its calls' usage (zeros): for summaries like memory,
+# whose cost then stays flat (five lookups in calls per row are most of a few hundred rows' query).
+SELECT_ATTEMPTS_LIGHT = """
+SELECT a.id, a.started_at, a.ended_at, a.model,
        a.outcome, a.reason, NULL AS source, a.source_hash, a.strategy, a.tags, a.cases, a.decision, a.metric,
        a.speedup, a.ci_low, a.ci_high, a.commit_hash, a.parent_id, a.details, a.owner_host, a.owner_pid,
-       a.owner_token,""")
+       a.owner_token, 0 AS u_prompt, 0 AS u_completion, 0 AS u_cached, 0.0 AS u_cost, 0 AS u_unknown
+FROM attempts a
+"""
+# What tells whether a row changed since it was read (light rows are parsed once; store.py).
+SELECT_KEYS = "SELECT a.id, a.started_at, a.ended_at, a.outcome, a.commit_hash, a.parent_id FROM attempts a\n"
 
 
 @dataclass
