@@ -10,8 +10,9 @@
  * each case it starts a fresh worker (no argv, no environment, no nonce, no case name, stdout on
  * /dev/null), which maps a shared arena and confines itself with a seccomp allowlist before any
  * candidate code runs. The supervisor then makes the inputs from a key drawn from getrandom(),
- * times each call itself (the worker is stopped outside the timed window), verifies the output
- * with choices it draws after the call, and alone prints the result lines.
+ * times each call itself (the worker is stopped outside the timed window; a sample is the worker's
+ * kernel-accounted CPU time in it), verifies the output with choices it draws after the call, and
+ * alone prints the result lines.
  *
  * The experiment writes three small things (see experiments/linear/harness/bench.c):
  *   worker side (#ifdef LOOPLAB_WORKER)  ll_target(): call the target with the call's arguments;

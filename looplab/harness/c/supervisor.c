@@ -4,6 +4,8 @@
  * Runs exactly the named cases, in order, and prints one JSON line per case (looplab's protocol).
  * Per case: a fresh worker (BINARY.worker), a fresh arena, a fresh key; a handshake measurement;
  * `warmup` untimed checked calls; then timed samples of `batch` calls each, every call checked.
+ * A sample (samples_us, per call) is the worker's CPU time in the timed window (sv_worker.c says
+ * why); the window's wall time per call is printed beside it as wall_us.
  * --seed X only reproduces inputs when debugging (X = a printed inputs_seed); looplab never passes it.
  *
  * Build commands name only this file: its parts are compiled in here as one translation unit.
@@ -157,11 +159,11 @@ static double median(const double* x, int n) {
 /* ---------- one case ---------- */
 
 /* One batch: inputs for every set, the timed run, then every check of every call. */
-static int batch(ll_case* c, const ll_harness* H, int first_call, int nsets, double deadline_s, double* wall_us) {
+static int batch(ll_case* c, const ll_harness* H, int first_call, int nsets, double deadline_s, ll_timing* t) {
     c->call_base = first_call;
     for (int s = 0; s < nsets; s++) H->inputs(c, s, first_call + s);
     ll_arena_prepare(c, nsets);
-    if (!ll_worker_run(c, (uint32_t)nsets, deadline_s, wall_us)) return 0;
+    if (!ll_worker_run(c, (uint32_t)nsets, deadline_s, t)) return 0;
     uint8_t key[32];
     ll_os_random(key, sizeof key);  /* what to verify is drawn now, after the call returned */
     ll_chacha_init(&c->pick_rng, key, 0);
@@ -186,7 +188,7 @@ static void run_case(const ll_harness* H, const char* name) {
         free(c);
         return;
     }
-    double samples[64], handshake = 0.0;
+    double samples[64], walls[64], handshake = 0.0;
     int reps = 0, warmup = H->warmup > 0 ? H->warmup : 1;
     if (c->failed || !ll_arena_create(c) || !ll_worker_start(c, worker_path)) goto done;
 
@@ -196,16 +198,19 @@ static void run_case(const ll_harness* H, const char* name) {
     c->keyed = 1;
     ll_chacha_init(&c->in_rng, c->key, 1);
 
+    ll_timing t;
     double hs[7];  /* the handshake alone (no call), before any candidate code ran */
-    for (int i = 0; i < 7; i++)
-        if (!ll_worker_run(c, 0, 5.0, &hs[i])) goto done;
+    for (int i = 0; i < 7; i++) {
+        if (!ll_worker_run(c, 0, 5.0, &t)) goto done;
+        hs[i] = t.cpu_us;
+    }
     handshake = median(hs, 7);
 
-    double slowest = 0.0, fastest = 1e300, wall;
+    double slowest = 0.0, fastest = 1e300;
     for (int call = 1; call <= warmup; call++) {
-        if (!batch(c, H, call, 1, ll_call_timeout_s, &wall)) goto done;
-        slowest = wall > slowest ? wall : slowest;
-        fastest = wall < fastest ? wall : fastest;
+        if (!batch(c, H, call, 1, ll_call_timeout_s, &t)) goto done;
+        slowest = t.wall_us > slowest ? t.wall_us : slowest;
+        fastest = t.cpu_us < fastest ? t.cpu_us : fastest;
     }
     int lo = H->min_reps > 0 ? H->min_reps : 3, hi = H->max_reps > 0 ? H->max_reps : 10;
     double budget = H->budget_us > 0 ? H->budget_us : 250000.0, per_sample = fastest * c->batch;
@@ -217,10 +222,13 @@ static void run_case(const ll_harness* H, const char* name) {
     double deadline = 1.0 + 20.0 * slowest * c->batch / 1e6;
     deadline = deadline < ll_call_timeout_s ? deadline : ll_call_timeout_s;
     for (int i = 0; i < reps; i++) {
-        if (!batch(c, H, warmup + 1 + i * c->batch, c->batch, deadline, &wall)) goto done;
-        samples[i] = wall / c->batch;
+        if (!batch(c, H, warmup + 1 + i * c->batch, c->batch, deadline, &t)) goto done;
+        samples[i] = t.cpu_us / c->batch;
+        walls[i] = t.wall_us / c->batch;
     }
     if (H->metrics) H->metrics(c, median(samples, reps));
+    /* the window's wall time per call: above the samples by what the worker waited for a CPU */
+    ll_metric(c, "\"wall_us\": %.3f", median(walls, reps));
     if (handshake > 0.05 * median(samples, reps) * c->batch)
         fprintf(stderr, "looplab supervisor: case %s: the handshake (%.1f us) is over 5%% of a timed sample; "
                 "raise its batch\n", name, handshake);

@@ -102,7 +102,11 @@ void ll_arena_free(ll_case* c);
 
 /* sv_worker.c */
 int ll_worker_start(ll_case* c, const char* path);
-int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_us);
+typedef struct {
+    double cpu_us;   /* the worker's kernel-accounted CPU time in the window: the sample */
+    double wall_us;  /* the window itself, SIGCONT to stop: bounds the CPU time, and the deadline */
+} ll_timing;
+int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, ll_timing* t);
 void ll_worker_end(ll_case* c);
 void ll_worker_relay(ll_case* c);
 void ll_worker_signals(void);

@@ -3,7 +3,11 @@
  * A call is timed by the supervisor alone: t0, SIGCONT, wait until the worker is *stopped* again
  * (it stops itself after the batch), t1. Outside that window the worker is frozen, so nothing it
  * does after "done" escapes the clock, and nothing it reads before t0 can be new inputs: they are
- * written while it is stopped. The worker's kernel-accounted CPU time must fit in the window.
+ * written while it is stopped. The sample is the worker's kernel-accounted CPU time in the window:
+ * the worker can neither sleep nor block (its filter allows no such call), so that is its wall
+ * time minus the time it waited for a CPU, which on a busy machine is most of the noise (a wake-up
+ * after each handshake is a scheduling point the in-process harness never had). One thread cannot
+ * use more CPU than the window's wall time: more is hidden parallelism.
  */
 #include <seccomp.h>
 #include <sys/prctl.h>
@@ -159,7 +163,7 @@ int ll_worker_start(ll_case* c, const char* path) {
 }
 
 /* One batch of `ncalls` calls (0: the handshake alone), timed. 1 = the worker stopped normally. */
-int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_us) {
+int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, ll_timing* t) {
     ll_header* h = (ll_header*)c->base;
     h->ncalls = ncalls;
     h->nbuf = (uint32_t)c->nbuf;
@@ -188,7 +192,8 @@ int ll_worker_run(ll_case* c, uint32_t ncalls, double deadline_s, double* wall_u
     }
     clock_gettime(c->cpu, &c1);
     double wall = us(&t1) - us(&t0), cpu = us(&c1) - us(&c0);
-    *wall_us = wall;
+    t->cpu_us = cpu;
+    t->wall_us = wall;
     /* one thread cannot use more CPU than wall time; seccomp forbids threads, this checks it held */
     if (cpu > wall * 1.02 + 50.0)
         return ll_fail_as(c, "invalid", "hidden parallelism: the target used %.0f us of CPU in %.0f us of wall time "
