@@ -41,14 +41,11 @@ from looplab.store_faults import AFTER_FAULT_BUSY_S, StoreError, busy_timeout_s,
 from looplab.store_lock import AcceptanceLock, CrossProcessLock, FileLock
 from looplab.store_loops import HEARTBEAT_S, SILENT_S, LoopRegistry
 from looplab.store_owner import this_process
+from looplab.store_rows import RowReader
 from looplab.store_schema import (
     LOG_CHARS,
     MIGRATIONS,
-    SELECT_ATTEMPTS,
-    SELECT_ATTEMPTS_LIGHT,
-    SELECT_KEYS,
     AttemptRow,
-    attempt_row,
     split_sql,
 )
 
@@ -77,7 +74,7 @@ class _Rows:
         return iter(self._rows)
 
 
-class Store(LoopRegistry, CallLog):
+class Store(LoopRegistry, CallLog, RowReader):
     """One experiment's store in a SQLite file. PostgresStore keeps the same queries elsewhere."""
 
     FAULTS_AS_USER_ERRORS = True  # a damaged, locked, read-only or full file: one line (StoreError)
@@ -368,47 +365,6 @@ class Store(LoopRegistry, CallLog):
         """The earliest attempt whose normalised source hash is source_hash."""
         rows = self._query("WHERE a.source_hash = ? ORDER BY a.id LIMIT 1", (source_hash,))
         return rows[0] if rows else None
-
-    def _query(self, tail: str, params: tuple = (), light: bool = False) -> list[AttemptRow]:
-        if light:
-            return self._query_light(tail, params)
-        with self._lock:
-            rows = self._execute(SELECT_ATTEMPTS + tail, params).fetchall()
-            accepting = bool(rows) and "accepting" in rows[0].keys()
-            return [self._parsed(r, False, accepting) for r in rows]
-
-    def _query_light(self, tail: str, params: tuple) -> list[AttemptRow]:
-        """Light rows: the keys first (small columns), then only the rows not parsed before."""
-        cache = self.__dict__.setdefault("_rows", {})
-        with self._lock:
-            keys = [(k["id"], (True, k["id"], k["started_at"], k["ended_at"], k["outcome"], k["commit_hash"],
-                               k["parent_id"])) for k in self._execute(SELECT_KEYS + tail, params).fetchall()]
-            missing = [i for i, key in keys if key not in cache or key[4] is None]
-            fresh: dict[int, AttemptRow] = {}
-            for at in range(0, len(missing), 500):
-                chunk = missing[at:at + 500]
-                where = f"WHERE a.id IN ({','.join('?' * len(chunk))})"
-                for r in self._execute(SELECT_ATTEMPTS_LIGHT + where, tuple(chunk)).fetchall():
-                    fresh[r["id"]] = self._parsed(r, True, False)
-        return [fresh[i] if i in fresh else cache[key] for i, key in keys if i in fresh or key in cache]
-
-    def _parsed(self, r: Any, light: bool, accepting: bool) -> AttemptRow:
-        """A finished attempt's row is parsed once: re-reading the latest few hundred every attempt (memory)
-        then costs the query, not the JSON. Every write that can change a row changes its key (a finish
-        or an interruption sets ended_at; acceptance sets commit_hash and accepting; calls the usage)."""
-        if r["outcome"] is None:
-            return attempt_row(r)
-        key: tuple = (True, r["id"], r["started_at"], r["ended_at"], r["outcome"], r["commit_hash"], r["parent_id"])
-        if not light:
-            key = (False, *key[1:], r["accepting"] if accepting else None, r["u_prompt"], r["u_completion"],
-                   r["u_cached"], r["u_cost"], r["u_unknown"])
-        cache = self.__dict__.setdefault("_rows", {})
-        row = cache.get(key)
-        if row is None:
-            if len(cache) >= 8192:
-                cache.clear()
-            row = cache[key] = attempt_row(r)
-        return row
 
     # --- meta and reset ---
     def get_meta(self, key: str, default: str | None = None) -> str | None:
