@@ -1,5 +1,6 @@
-"""What makes an attempt cheap must not make it wrong: renderings current at the end of a run, a cached
-bwrap command line that still sees what changed, store rows read once that still show every write."""
+"""What makes an attempt cheap must not make it wrong: one evaluator run where one is enough, renderings
+current at the end of a run, a cached bwrap command line that still sees what changed, store rows read
+once that still show every write."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from looplab import report, sandbox, sandbox_mounts
+from looplab.evaluate import Evaluator
 from looplab.experiment import load_experiment
 from looplab.loop import RunOptions, run_search
 from looplab.models import provider_from_spec
@@ -56,6 +58,14 @@ def test_renderings_are_current_at_the_end_of_a_run(tmp_path: Path, monkeypatch:
     writes = []
     real = report.write_scores
     monkeypatch.setattr(report, "write_scores", lambda *a: writes.append(1) or real(*a))
+    runs: list[str] = []
+    evaluate = Evaluator.evaluate
+
+    async def counted(self, source, *args, **kwargs):
+        runs.append(source)
+        return await evaluate(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "evaluate", counted)
     experiment = load_experiment(root)
     asyncio.run(run_search(experiment, provider_from_spec(f"replay:{replies}"), RunOptions(loop=3, seed=1), Quiet()))
     scores = json.loads((root / "SCORES.json").read_text())
@@ -64,6 +74,10 @@ def test_renderings_are_current_at_the_end_of_a_run(tmp_path: Path, monkeypatch:
     assert len(writes) < 3 + 2  # not once per attempt (winners and the end write at once)
     memory = json.loads((root / "MEMORY.json").read_text())
     assert [w["id"] for w in memory["worked"]] == [1, 3]
+    # One run where one is enough (a deterministic score): the baseline twice (its noise check), a loser
+    # once, a winner once more to show its score again; the incumbent never, its values are recorded.
+    assert len(runs) == 2 + 2 + 1 + 2
+    assert runs.count(experiment.baseline_source) == 2
 
 
 def test_a_cached_bwrap_command_line_sees_what_changed(tmp_path: Path) -> None:
