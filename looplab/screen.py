@@ -254,13 +254,24 @@ def _screen_python(source: str, policy: ScreenConfig, *, lines: set[int] | None 
     return next((v for v in _python_findings(tree, policy, lines) if (v.rule, v.reason) not in tolerated), None)
 
 
+_BASELINE_FINDINGS: dict[tuple[str, int], tuple[ScreenConfig, frozenset[tuple[str, str]]]] = {}
+
+
 def _python_findings_of(baseline: str, policy: ScreenConfig) -> frozenset[tuple[str, str]]:
-    """What the starting program's own EVOLVE-BLOCK already does that the screen would refuse."""
+    """What the starting program's own EVOLVE-BLOCK already does that the screen would refuse (read once
+    per baseline and policy: every candidate of a run asks)."""
+    hit = _BASELINE_FINDINGS.get((baseline, id(policy)))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
     try:
         tree = ast.parse(baseline)
     except SyntaxError:
         return frozenset()
-    return frozenset((v.rule, v.reason) for v in _python_findings(tree, policy, block_lines(baseline)))
+    found = frozenset((v.rule, v.reason) for v in _python_findings(tree, policy, block_lines(baseline)))
+    if len(_BASELINE_FINDINGS) >= 32:
+        _BASELINE_FINDINGS.clear()
+    _BASELINE_FINDINGS[(baseline, id(policy))] = (policy, found)
+    return found
 
 
 def _python_findings(tree: ast.AST, policy: ScreenConfig, lines: set[int] | None):
