@@ -244,7 +244,7 @@ def test_a_pipelined_core_is_accepted_with_its_interval_over_seeds(judged):
     r = judged["better"]
     assert r["category"] == "accepted" and r["rule"] == "noisy_score", r
     low, high = r["ci"]
-    assert 1.5 < low <= r["speedup"] <= high, r  # about 2x: IPC 0.85 vs 0.24 at a lower Fmax
+    assert 1.3 < low <= r["speedup"] <= high, r  # about 2.1x: IPC 0.85 vs 0.24 at ~33 MHz vs ~55
     assert r["rounds"] >= 4  # two sessions of at least two rounds (pairs of seeds)
     assert r["holdout_ok"] is True
     for case in ("qsort", "crc32", "matmul"):
