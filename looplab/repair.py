@@ -85,6 +85,7 @@ class Turn:
     reason: str
     log: str = ""
     hash: str = ""
+    unchanged: bool = False  # the same program as an earlier turn (small models copy their last reply)
 
 
 @dataclass
@@ -108,7 +109,8 @@ class Turns:
         if candidate is not None:
             runs.write(self.run_dir, _name("candidate", n, self.experiment.ext), candidate.source)
         digest = source_hash(candidate.source, self.experiment.language) if candidate is not None else ""
-        turn = Turn(n, reply, candidate, outcome, reason, log, digest)
+        turn = Turn(n, reply, candidate, outcome, reason, log, digest,
+                    unchanged=bool(digest) and any(t.hash == digest for t in self.done))
         self.done.append(turn)
         return turn
 
@@ -116,6 +118,11 @@ class Turns:
         """An earlier turn of this attempt with the same program: its verdict stands, no need to judge again."""
         digest = source_hash(candidate.source, self.experiment.language)
         return next((t for t in self.done if t.hash == digest), None)
+
+    def temperature(self, base: float | None) -> float | None:
+        """A repair turn after one that sent the failing program back unchanged is sampled hotter."""
+        copies = sum(t.unchanged for t in self.done)
+        return hotter(base, copies) if copies else base  # untouched otherwise: a provider's own default stays
 
     def wants_repair(self) -> bool:
         last = self.done[-1]
@@ -156,7 +163,8 @@ async def propose(s: Search, attempt_id: int, turns: Turns, temperature: float |
     shape = {"shape": reply_shape(s.experiment, turns.incumbent)} if getattr(s.provider, "takes_shape", False) else {}
     started = time.monotonic()
     try:
-        reply = await s.provider.complete(turns.messages, temperature=temperature, max_tokens=s.options.max_tokens,
+        reply = await s.provider.complete(turns.messages, temperature=turns.temperature(temperature),
+                                          max_tokens=s.options.max_tokens,
                                           timeout_s=s.options.model_timeout_s, **shape)
     except ModelError as e:
         s.store.record_call(attempt_id=attempt_id, model=s.provider.name, kind=kind, usage=Usage(),
@@ -175,14 +183,20 @@ def after_duplicate(experiment: Experiment, store: Store, duplicate: AttemptRow,
     """(what the next ask says, its temperature) after `repeats` duplicates in a row, the latest `duplicate`."""
     earlier_id = duplicate.details.get("duplicate_of")
     earlier = store.attempt(earlier_id) if isinstance(earlier_id, int) else None
-    base = DEFAULT_TEMPERATURE if temperature is None else temperature
-    hotter = max(base, min(MAX_TEMPERATURE, base + TEMPERATURE_STEP * repeats))
+    warmer = hotter(temperature, repeats)
     if earlier is None:
         return ("Your previous reply repeated an earlier program; write a substantially different "
-                "implementation.", hotter)
+                "implementation.", warmer)
     said = f"Your previous reply repeated attempt {earlier.id} ({scored(earlier)}); that program is already " \
            "measured, so write a substantially different implementation."
-    return experiment.hide_holdout(said), hotter
+    return experiment.hide_holdout(said), warmer
+
+
+def hotter(temperature: float | None, steps: int) -> float:
+    """The temperature `steps` steps up from the run's (or the default), never above MAX_TEMPERATURE nor
+    below where it started."""
+    base = DEFAULT_TEMPERATURE if temperature is None else temperature
+    return max(base, min(MAX_TEMPERATURE, base + TEMPERATURE_STEP * steps))
 
 
 def scored(row: AttemptRow) -> str:

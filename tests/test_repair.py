@@ -148,3 +148,16 @@ def test_a_replay_answers_repair_turns_only_where_they_were_recorded(tmp_path):
         asyncio.run(replay.complete(again))
     without = ReplayProvider(path)  # a run that asks for no repair skips the recorded one
     assert [asyncio.run(without.complete(ask)).text for _ in range(2)] == ["a", "b"]
+
+
+def test_a_repair_that_sends_the_failure_back_unchanged_keeps_its_verdict_and_the_next_is_hotter(tmp_path):
+    exp = make_repo(tmp_path)
+    broken = reply("8-wide vectors", BROKEN)
+    with OpenAIServer([broken, broken, broken]) as server:
+        result = run(exp, server, "--loop", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [r.body.get("temperature") for r in server.requests] == [None, None, pytest.approx(0.95)]
+    row = json.loads((exp / "runs" / "0001" / "result.json").read_text())
+    assert row["outcome"] == "compile_error" and row["reason"].startswith("unchanged from turn 1: ")
+    assert [t["outcome"] for t in row["details"]["turns"]] == ["compile_error"] * 3
+    assert not (exp / "runs" / "0002").exists()  # the same failure again is not a duplicate
