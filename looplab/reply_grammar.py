@@ -23,8 +23,8 @@ from looplab.extract import BLOCK_START
 
 TEXT_CHARS = 120  # the Strategy and Next lines
 TAGS_CHARS = 60
-CODE_CHARS = 100  # one code line (a longer line is broken by the grammar)
-TOKENS_PER_LINE = 16  # what a code line costs, to fit the block inside the token budget
+CODE_CHARS = 80  # one code line (a longer line is broken by the grammar)
+TOKENS_PER_LINE = 24  # what a long code line costs (a looping small model writes long ones): the block closes in budget
 MIN_LINES, MAX_LINES = 12, 400
 DEFAULT_MAX_TOKENS = 1024
 MAX_FILES = 8
