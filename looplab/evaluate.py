@@ -38,16 +38,19 @@ def signal_name(sig: int) -> str:
 class Evaluator:
     """Builds (cached by source hash) and evaluates candidates of one experiment."""
 
-    def __init__(self, experiment: Experiment):
+    def __init__(self, experiment: Experiment, *, warm_hosts: bool = True):
+        """warm_hosts: evaluator files run in warm hosts where they can (an evaluator used for one run only,
+        as on a Ray worker, would start a host for nothing)."""
         self.experiment = experiment
         self.config = experiment.config
         self.fingerprint = experiment_fingerprint(experiment)
         self._locks: dict[str, asyncio.Lock] = {}
         self._warm: warm.WarmPool | None = None
+        self._warm_hosts = warm_hosts
 
     def warm_pool(self) -> warm.WarmPool | None:
         """Warm hosts for an evaluator file, where they can serve (looplab/warm.py); None: runs are cold."""
-        if not self.openevolve or not warm.available():
+        if not self.openevolve or not self._warm_hosts or not warm.available():
             return None
         if self._warm is None:
             exp = self.experiment

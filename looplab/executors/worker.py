@@ -44,7 +44,7 @@ def evaluate_bundle(bundle: bytes, digest: str, name: str, source: str, cases: l
         raise RuntimeError(f"this worker runs looplab {__version__}, the loop runs {version}: "
                            "install the same looplab on every node")
     root = unpack(bundle, digest, name)
-    evaluator = Evaluator(load_experiment(root))
+    evaluator = Evaluator(load_experiment(root), warm_hosts=False)  # one evaluation: a warm host would not pay
     return asyncio.run(_evaluate(evaluator, source, cases, seed, timing))
 
 
