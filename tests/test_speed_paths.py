@@ -5,14 +5,17 @@ once that still show every write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from looplab import report, sandbox, sandbox_mounts
+from looplab.acceptance import paired
 from looplab.evaluate import Evaluator
 from looplab.experiment import load_experiment
 from looplab.loop import RunOptions, run_search
@@ -78,6 +81,43 @@ def test_renderings_are_current_at_the_end_of_a_run(tmp_path: Path, monkeypatch:
     # once, a winner once more to show its score again; the incumbent never, its values are recorded.
     assert len(runs) == 2 + 2 + 1 + 2
     assert runs.count(experiment.baseline_source) == 2
+
+
+SLOW_EVALUATOR = EVALUATOR.replace("    return {", "    import time\n    time.sleep(0.4)\n    return {")
+
+
+def test_score_evaluations_run_in_parallel_without_the_timing_lock(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "initial_program.py").write_text(textwrap.dedent(PROGRAM.format(value=1.0)))
+    (root / "evaluator.py").write_text(textwrap.dedent(SLOW_EVALUATOR))
+    (root / "config.yaml").write_text("evaluator:\n  timeout: 20\n  cascade_evaluation: false\n")
+    os.chmod(tmp_path, 0o755)
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("".join(json.dumps({"content": f"Strategy: less {v}\n\n```python\n"
+                                                      f"{textwrap.dedent(PROGRAM.format(value=v))}```\n"}) + "\n"
+                               for v in (0.1, 0.2, 0.3, 0.4)))
+    locked = []
+    monkeypatch.setattr(paired, "timing_lock", lambda *a, **k: locked.append(1) or contextlib.nullcontext())
+    spans: list[tuple[float, float]] = []
+    evaluate = Evaluator.evaluate
+
+    async def timed(self, *args, **kwargs):
+        start = time.monotonic()
+        try:
+            return await evaluate(self, *args, **kwargs)
+        finally:
+            spans.append((start, time.monotonic()))
+
+    monkeypatch.setattr(Evaluator, "evaluate", timed)
+    experiment = load_experiment(root)
+    asyncio.run(run_search(experiment, provider_from_spec(f"replay:{replies}"),
+                           RunOptions(loop=4, workers=4, seed=1), Quiet()))
+    candidates = sorted(spans)[2:]  # after the baseline's two
+    assert len(candidates) == 4 and not locked
+    # The four candidates' evaluations (0.4 s each at least) overlap: at some moment all are running.
+    assert max(s for s, _ in candidates) < min(e for _, e in candidates), candidates
 
 
 def test_a_cached_bwrap_command_line_sees_what_changed(tmp_path: Path) -> None:
