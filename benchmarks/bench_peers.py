@@ -13,7 +13,7 @@ Figures:
    between two model requests of one worker and the evaluator time is what evaluate() measured itself
    (its eval_seconds metric, once per evaluator run);
 2. candidates per minute at 500 ms model latency with 1, 4 and 8 workers (steady state: from the moment
-   every worker has asked once to the last request);
+   every worker has asked twice to the last request);
 3. looplab's overhead with 50 and with 5,000 attempts already in the store;
 4. launch → first model request (a fresh experiment, which evaluates the baseline first; a resumed one).
 """
@@ -172,16 +172,18 @@ def figure_overhead(tmp: Path, n: int, repeats: int, peers: bool) -> None:
 
 
 def figure_throughput(tmp: Path, per_worker: int, peers: bool) -> None:
-    print(f"\n2. candidates per minute at 500 ms model latency (steady state); {load()}")
+    print(f"\n2. candidates per minute at 500 ms model latency (steady state: from every worker's second request "
+          f"to the last); {load()}")
     tools = [("looplab", run_looplab)] + ([("OpenEvolve", run_openevolve)] if peers else [])
     rates: dict[str, dict[int, float]] = {name: {} for name, _ in tools}
     for workers in (1, 4, 8):
-        n = per_worker * workers + workers
+        n = per_worker * workers + 2 * workers
         for name, run in tools:
             with server(0.5) as srv:
                 run(task(tmp, f"t-{name}-{workers}"), srv.url, n, workers)
             at = sorted(r.at for r in srv.requests)
-            rates[name][workers] = 60 * (len(at) - workers) / (at[-1] - at[workers - 1])
+            first = 2 * workers - 1  # each worker has asked twice: hosts and processes started, one attempt done
+            rates[name][workers] = 60 * (len(at) - 1 - first) / (at[-1] - at[first])
             print(f"   {name:10s} --workers {workers}: {rates[name][workers]:6.1f} candidates/min "
                   f"({rates[name][workers] / rates[name][1]:.2f}x one worker)")
     mine = rates["looplab"]

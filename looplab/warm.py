@@ -267,16 +267,17 @@ class WarmPool:
                 os.close(out_w)
                 os.close(err_w)
             readers = [sandbox.start_reader(out_r, out, cap, flood), sandbox.start_reader(err_r, err, cap, flood)]
+            ended = asyncio.ensure_future(host.receive(timeout_s + REPLY_GRACE_S))
+            flooded = asyncio.ensure_future(flood.wait())
+            answered = False
             try:
-                ended = asyncio.ensure_future(host.receive(timeout_s + REPLY_GRACE_S))
-                flooded = asyncio.ensure_future(flood.wait())
                 done, _ = await asyncio.wait({ended, flooded}, timeout=timeout_s,
                                              return_when=asyncio.FIRST_COMPLETED)
-                flooded.cancel()
                 if ended not in done:
                     timed_out = not done
                     sandbox.kill_uid(uid)  # the child and all it started; the host then reports and cleans
                 answer = await ended
+                answered = True
                 self.times.append([start, *answer.get("times", []), time.monotonic()])
                 status = answer.get("status")
                 rc = os.waitstatus_to_exitcode(status) if isinstance(status, int) else None
@@ -288,6 +289,10 @@ class WarmPool:
                 return _infra(str(e))
             finally:
                 sandbox.kill_uid(uid)  # as after every cold run: nothing of the uid outlives its evaluation
+                flooded.cancel()
+                if not answered:  # stopped midway (Ctrl-C): its answer would be read as the next one's
+                    ended.cancel()
+                    host.why = host.why or "stopped during an evaluation"
             wall = time.monotonic() - start
             await asyncio.wait(readers, timeout=2.0)
         finally:

@@ -9,6 +9,7 @@ that dies or stops answering is replaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import textwrap
@@ -232,6 +233,27 @@ def test_a_host_that_dies_or_hangs_is_replaced(tmp_path: Path, monkeypatch: pyte
     assert host.proc.wait(timeout=10) is not None  # killed, not left stopped
     assert asyncio.run(once()).stdout == "hello\n"
     assert pool.started == 3
+    pool.close()
+
+
+def test_an_evaluation_stopped_midway_leaves_nothing_and_retires_its_host(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    slow = _script(tmp_path, SPAWN_AND_SPIN)
+
+    async def scenario():
+        task = asyncio.ensure_future(pool.run(slow, prepare=lambda work: [], timeout_s=30, limits=LimitsConfig()))
+        await asyncio.sleep(1.0)
+        task.cancel()  # Ctrl-C while the child runs
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await pool.run(_script(tmp_path, "print('after')\n"), prepare=lambda work: [], timeout_s=10,
+                              limits=LimitsConfig())
+
+    after = asyncio.run(scenario())
+    assert after is not None and after.stdout == "after\n"
+    assert pool.dropped == ["stopped during an evaluation"] and pool.started == 2
+    time.sleep(0.2)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and b"warm-escapee" in _cmdline(p)]
     pool.close()
 
 
