@@ -136,7 +136,7 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict,
         candidate, assessment = await _assess_reply(s, reply.text, incumbent, turns)
         turns.record(reply, candidate, assessment.outcome, assessment.reason,
                      str(assessment.evaluation.log if assessment.evaluation else ""))
-        if not turns.wants_repair():
+        if not turns.wants_repair() or _budget_stop(store, s.options)[1]:  # no repair past the budget
             break
         turns.ask_again()
     row = await _keep(s, attempt_id, turns, incumbent, assessment, candidate)

@@ -161,3 +161,14 @@ def test_a_repair_that_sends_the_failure_back_unchanged_keeps_its_verdict_and_th
     assert row["outcome"] == "compile_error" and row["reason"].startswith("unchanged from turn 1: ")
     assert [t["outcome"] for t in row["details"]["turns"]] == ["compile_error"] * 3
     assert not (exp / "runs" / "0002").exists()  # the same failure again is not a duplicate
+
+
+def test_no_repair_turn_is_asked_past_the_budget(tmp_path):
+    exp = make_repo(tmp_path)
+    with OpenAIServer([reply("8-wide vectors", BROKEN), reply("fixed", FAST_MATMUL)]) as server:
+        result = run(exp, server, "--loop", "3", "--price", "1000/1000", "--budget-usd", "0.01")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "budget reached" in result.stdout
+    db = exp / ".looplab" / "looplab.db"
+    assert rows(db, "SELECT attempt_id, kind FROM calls") == [(1, "propose")]
+    assert rows(db, "SELECT id, outcome FROM attempts WHERE id > 0") == [(1, "compile_error")]
