@@ -21,7 +21,6 @@ import ast
 import asyncio
 import collections
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -81,12 +80,8 @@ def evaluator_imports(files: Sequence[Path], folder: Path, limit: int = 64) -> l
 
 
 def jobs_root(state_dir: Path) -> Path:
-    """Where a pool's hosts keep their children's folders: on /dev/shm when it is a writable tmpfs (making
-    and removing folders there costs microseconds, on a disk milliseconds), else in the state folder."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-        return shm / f"looplab-warm-{digest}"
+    """Where a pool's hosts keep their children's folders (on the disk, not in memory: a child that writes
+    without end fills a disk, not the machine's memory)."""
     return state_dir / "warm"
 
 
@@ -222,7 +217,7 @@ class WarmPool:
             except _NotTaken as e:
                 host.why = str(e)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                _remove_later(work)  # removing folders costs milliseconds on a disk: not on the way
                 host.served += 1
                 if host.broken or host.served >= JOBS_PER_HOST:
                     self._drop(host)
@@ -318,6 +313,14 @@ def _close_all(hosts: set[Host], root: Path) -> None:
     hosts.clear()
     with contextlib.suppress(OSError):
         root.rmdir()  # when no other looplab's hosts are in it
+
+
+def _remove_later(path: Path) -> None:
+    """Remove a finished child's folder in a thread (nobody else can enter it: 0700, its own uid)."""
+    try:
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
+    except RuntimeError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _infra(reason: str) -> SandboxResult:
