@@ -208,6 +208,9 @@ def judged():
         broken = await evaluate_file(exp, BROKEN_BRANCH)  # measures the baseline first (store in the copy)
         better, shortcut, same = await asyncio.gather(evaluate_file(exp, PIPELINED), evaluate_file(exp, SHORTCUT),
                                                       identical())
+        for name, r in (("broken", broken), ("better", better), ("shortcut", shortcut)):
+            print(f"{name}: {r['category']} {r['reason'][:300]} ci={r['ci']} rounds={r['rounds']}")
+        print(f"identical: {same.decision.outcome} {same.decision.reason} rounds={same.decision.rounds}")
         return {"broken": broken, "better": better, "shortcut": shortcut, "identical": same}
 
     yield asyncio.run(everything())
