@@ -196,8 +196,8 @@ def reference(name: str, image: bytes, out: Path) -> dict:
     if res.exit_code != 0:
         raise SystemExit(f"harness error: {name} exits with {res.exit_code} on the reference model")
     insn_at = {int(line[:8], 16): int(line[9:17], 16) for line in res.trace}
-    return {"trace": res.trace, "stores": res.stores, "store_pcs": res.store_pcs, "insn_at": insn_at,
-            "instret": res.instret, "outputs": res.outputs}
+    return {"trace": res.trace, "stores": res.stores, "store_pcs": res.store_pcs, "store_at": res.store_at,
+            "insn_at": insn_at, "instret": res.instret, "outputs": res.outputs}
 
 
 def simulate(name: str, ref: dict, out: Path, hexfile: Path) -> dict:
@@ -215,35 +215,19 @@ def simulate(name: str, ref: dict, out: Path, hexfile: Path) -> dict:
         f.unlink(missing_ok=True)
     if r.returncode or not result:
         return {"ok": False, "error": f"the simulation stopped without a result: {(r.stderr or r.stdout)[-300:]}"}
-    diff = compare.first_trace_difference(ref["trace"], trace)
-    store_diff = compare.first_store_difference(ref["stores"], stores, ref["store_pcs"], ref["insn_at"])
+    trace_diff = compare.trace_divergence(ref["trace"], trace)
+    store_diff = compare.store_divergence(ref["stores"], stores, ref["store_pcs"], ref["insn_at"])
+    # a wrong store shows in the trace only later, if at all: report whichever came first in the program
+    if store_diff and trace_diff:
+        store_at = ref["store_at"][store_diff[0]] if store_diff[0] < len(ref["store_at"]) else len(ref["trace"])
+        first = store_diff if store_at <= trace_diff[0] else trace_diff
+    else:
+        first = store_diff or trace_diff
     if result[0] == "hang":
-        detail = diff or store_diff or "no halt"
-        return {"ok": False, "error": f"no halt within {max_cycles} cycles (hang); {detail}"}
-    if diff or store_diff:
-        # a wrong store shows up in the trace only later: report the earlier of the two
-        return {"ok": False, "error": diff if diff and not (store_diff and _store_first(store_diff, diff, ref)) else store_diff}
-    cycles = int(result[1])
-    return {"ok": True, "cycles": cycles, "instret": ref["instret"], "outputs": ref["outputs"]}
-
-
-def _store_first(store_diff: str, trace_diff: str, ref: dict) -> bool:
-    """Did the store difference happen at or before the instruction where the trace diverged?"""
-    m_s = re.search(r"by pc 0x([0-9a-f]{8})", store_diff)
-    m_t = re.search(r"retired instruction #(\d+)", trace_diff)
-    m_n = re.search(r"store #(\d+)", store_diff)
-    if not (m_s and m_t and m_n):
-        return bool(m_s) and not m_t
-    k = int(m_n.group(1))
-    # the instruction index of the k-th store in the reference trace
-    count = 0
-    for i, line in enumerate(ref["trace"]):
-        insn = int(line[9:17], 16)
-        if insn & 0x7F == 0x23:
-            count += 1
-            if count == k:
-                return i + 1 <= int(m_t.group(1))
-    return False
+        return {"ok": False, "error": f"no halt within {max_cycles} cycles (hang); {first[1] if first else 'no halt'}"}
+    if first:
+        return {"ok": False, "error": first[1]}
+    return {"ok": True, "cycles": int(result[1]), "instret": ref["instret"], "outputs": ref["outputs"]}
 
 
 def main() -> None:

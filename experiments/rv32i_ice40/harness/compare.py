@@ -78,13 +78,19 @@ def _describe(line: str) -> str:
 
 def first_trace_difference(expected: list[str], got: list[str]) -> str | None:
     """None when `got` starts with all of `expected` (a core may retire more after the halt)."""
+    found = trace_divergence(expected, got)
+    return found[1] if found else None
+
+
+def trace_divergence(expected: list[str], got: list[str]) -> tuple[int, str] | None:
+    """(index of the first differing instruction in `expected`, what differs), or None."""
     for i, want in enumerate(expected):
         if i >= len(got):
             last = f"; the last retired was {_describe(got[-1])}" if got else ""
-            return (f"the core retired only {len(got)} of the program's {len(expected)} instructions "
-                    f"before stopping; the next expected was {_describe(want)}{last}")
+            return i, (f"the core retired only {len(got)} of the program's {len(expected)} instructions "
+                       f"before stopping; the next expected was {_describe(want)}{last}")
         if got[i] != want:
-            return _explain(i, want, got[i], expected)
+            return i, _explain(i, want, got[i], expected)
     return None
 
 
@@ -114,18 +120,25 @@ def _reg(field: str) -> str:
 
 def first_store_difference(expected: list[str], got: list[str], store_pcs: list[int],
                            insn_at: dict[int, int]) -> str | None:
+    found = store_divergence(expected, got, store_pcs, insn_at)
+    return found[1] if found else None
+
+
+def store_divergence(expected: list[str], got: list[str], store_pcs: list[int],
+                     insn_at: dict[int, int]) -> tuple[int, str] | None:
+    """(index of the first differing store, what differs), or None."""
     for i in range(max(len(expected), len(got))):
         want = expected[i] if i < len(expected) else None
         have = got[i] if i < len(got) else None
         if want == have:
             continue
         if want is None:
-            return f"store #{i + 1} is one the program never does: mem[0x{_store(have)}"
+            return i, f"store #{i + 1} is one the program never does: mem[0x{_store(have)}"
         pc = store_pcs[i]
         by = f"pc 0x{pc:08x} ({disasm(insn_at.get(pc, 0), pc)})"
         if have is None:
-            return f"the core made only {len(got)} stores; store #{i + 1}, by {by}, expected mem[0x{_store(want)} is missing"
-        return f"first diverging store: store #{i + 1}, by {by}: expected mem[0x{_store(want)}, got mem[0x{_store(have)}"
+            return i, f"the core made only {len(got)} stores; store #{i + 1}, by {by}, expected mem[0x{_store(want)} is missing"
+        return i, f"first diverging store: store #{i + 1}, by {by}: expected mem[0x{_store(want)}, got mem[0x{_store(have)}"
     return None
 
 

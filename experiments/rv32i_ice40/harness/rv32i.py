@@ -29,6 +29,7 @@ class Result:
     trace: list[str] = field(default_factory=list)  # "pc insn rd value" per retired instruction
     stores: list[str] = field(default_factory=list)  # "word_addr strb data" per store (data masked)
     store_pcs: list[int] = field(default_factory=list)  # which instruction did each store
+    store_at: list[int] = field(default_factory=list)  # its index in the trace
     outputs: list[int] = field(default_factory=list)
     exit_code: int | None = None
 
@@ -76,6 +77,7 @@ def run(image: bytes, max_instructions: int = 5_000_000) -> Result:
         data = (value << (8 * (addr & 3))) & MASK
         stores.append(store_line(addr, strb, data))
         res.store_pcs.append(pc)
+        res.store_at.append(len(trace))
         if addr in (OUTPUT_ADDR, HALT_ADDR):
             if size != 4:
                 raise Fault(f"{size}-byte store to the {'output' if addr == OUTPUT_ADDR else 'halt'} register at pc 0x{pc:08x}")
