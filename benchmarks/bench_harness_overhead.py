@@ -1,9 +1,10 @@
 """What the C supervisor/worker split costs per timed call.
 
-Every timed sample is: the supervisor's clock, SIGCONT to the stopped worker, the worker runs a batch
-of `batch` calls and stops itself, the supervisor sees the stop, its clock again. The fixed part of
-that (the handshake) is measured by the supervisor itself before any target code runs (null batches)
-and printed as `handshake_us` in every result line. This benchmark shows it three ways:
+Every timed sample is: SIGCONT to the stopped worker, the worker runs a batch of `batch` calls and
+stops itself, the supervisor sees the stop; the sample is the worker's CPU time in that window (the
+window's wall time is printed beside it). The fixed part (the handshake) is measured by the
+supervisor itself before any target code runs (null batches) and printed as `handshake_us` in every
+result line. This benchmark shows it two ways:
 
 1. an empty-ish target (writes one float) at batch 1, 16 and 256: the per-call time is the handshake
    spread over the batch, plus the worker's own loop;
@@ -84,7 +85,8 @@ def row(label: str, r: dict) -> str:
         return f"{label:<44} FAILED: {r['error']}"
     per_call = statistics.median(r["samples_us"])
     share = r["handshake_us"] / (per_call * r["batch"]) if per_call > 0 else float("nan")
-    return (f"{label:<44} {per_call:>11.3f} {r['batch']:>6} {r['handshake_us']:>10.2f} {share:>9.1%}")
+    return (f"{label:<44} {per_call:>11.3f} {r['wall_us']:>11.3f} {r['batch']:>6} {r['handshake_us']:>10.2f} "
+            f"{share:>9.1%}")
 
 
 def main() -> None:
@@ -93,7 +95,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=None, help="cap the timed samples per case (--max-reps)")
     args = ap.parse_args()
     cpu = None if args.cpu < 0 else args.cpu
-    print(f"{'target / case':<44} {'us/call':>11} {'batch':>6} {'handshake':>10} {'of sample':>9}")
+    print(f"{'target / case':<44} {'us/call':>11} {'wall/call':>11} {'batch':>6} {'handshake':>10} {'of sample':>9}")
     with tempfile.TemporaryDirectory(prefix="looplab-overhead-") as tmp:
         d = Path(tmp)
         (d / "noop_harness.c").write_text(NOOP_HARNESS)
