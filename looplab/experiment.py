@@ -151,7 +151,7 @@ class SearchConfig(_Section):
     novelty: bool = True  # false: evaluate every candidate, even an exact repeat (for comparisons)
     near_duplicate: float = Field(default=0.95, gt=0, le=1)  # shingle similarity counted as a duplicate; 1 = exact only
     duplicate_retries: int = Field(default=3, ge=0)  # extra asks per attempt slot after a duplicate
-    repair_turns: int = Field(default=2, ge=0, le=10)  # turns a failed candidate may be fixed in (repair.py)
+    repair_turns: int = Field(default=1, ge=0, le=10)  # turns a failed candidate may be fixed in (repair.py)
 
     @field_validator("mix")
     @classmethod

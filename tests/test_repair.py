@@ -48,7 +48,7 @@ def test_a_compile_error_is_repaired_in_a_second_turn_of_the_same_attempt(tmp_pa
     assert [m["role"] for m in second] == [m["role"] for m in first] + ["assistant", "user"]
     assert second[:len(first)] == first and second[-2]["content"] == reply("8-wide vectors", BROKEN)
     ask = second[-1]["content"]
-    assert "did not compile (compile_error)" in ask and "expected" in ask and "Repair 1 of 2" in ask
+    assert "did not compile (compile_error)" in ask and "expected" in ask and "Repair 1 of 1" in ask
 
     db = exp / ".looplab" / "looplab.db"
     calls = rows(db, "SELECT attempt_id, kind, completion_tokens > 0, error FROM calls ORDER BY id")
@@ -85,10 +85,11 @@ def test_repair_turns_0_restores_one_call_per_attempt(tmp_path):
 def test_the_setting_in_experiment_toml_and_holdout_names_in_no_turn(tmp_path):
     exp = make_repo(tmp_path)
     toml = exp / "experiment.toml"
-    toml.write_text(toml.read_text() + "\n[search]\nrepair_turns = 1\n")
+    toml.write_text(toml.read_text() + "\n[search]\nrepair_turns = 2\n")
     overfit = FAST_MATMUL.replace("ci[j] += aik * bk[j];\n", "ci[j] += aik * bk[j];\n        if (n == 61) ci[0] = 7;\n")
     assert overfit != FAST_MATMUL
-    script = [reply("halve", WRONG), reply("still wrong", WRONG.replace("0.5f", "0.25f")),  # 1 invalid, 1 repair
+    script = [reply("halve", WRONG), reply("still wrong", WRONG.replace("0.5f", "0.25f")),  # invalid, 2 repairs
+              reply("wrong again", WRONG.replace("0.5f", "0.125f")),
               reply("only the odd size", overfit)]  # overfit: never repaired, nothing about it is shown
     with OpenAIServer(script) as server:
         result = run(exp, server, "--loop", "2")
@@ -96,11 +97,13 @@ def test_the_setting_in_experiment_toml_and_holdout_names_in_no_turn(tmp_path):
     db = exp / ".looplab" / "looplab.db"
     outcomes = rows(db, "SELECT id, outcome FROM attempts WHERE id > 0")
     assert outcomes[0] == (1, "invalid") and outcomes[1] in ((2, "overfit"), (2, "slower"))  # slower: never held out
-    assert rows(db, "SELECT attempt_id, kind FROM calls ORDER BY id") == [(1, "propose"), (1, "repair"), (2, "propose")]
+    assert rows(db, "SELECT attempt_id, kind FROM calls ORDER BY id") == [
+        (1, "propose"), (1, "repair"), (1, "repair"), (2, "propose")]
     assert "what happened: 2 attempts, none better than the current best." in result.stdout
     assert "repair turns were used in 1 of them" in result.stdout and "next, a real search:" in result.stdout
     asks = sent(server)
-    assert "gave wrong results (invalid)" in asks[1][-1]["content"] and "Repair 1 of 1" in asks[1][-1]["content"]
+    assert "gave wrong results (invalid)" in asks[1][-1]["content"] and "Repair 1 of 2" in asks[1][-1]["content"]
+    assert "Repair 2 of 2" in asks[2][-1]["content"] and len(asks[2]) == len(asks[0]) + 4
     for messages in asks:
         assert HOLDOUT not in json.dumps(messages)
     for path in (exp / "runs").rglob("*"):
@@ -154,7 +157,7 @@ def test_a_repair_that_sends_the_failure_back_unchanged_keeps_its_verdict_and_th
     exp = make_repo(tmp_path)
     broken = reply("8-wide vectors", BROKEN)
     with OpenAIServer([broken, broken, broken]) as server:
-        result = run(exp, server, "--loop", "1")
+        result = run(exp, server, "--loop", "1", "--repair-turns", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert [r.body.get("temperature") for r in server.requests] == [None, None, pytest.approx(0.95)]
     row = json.loads((exp / "runs" / "0001" / "result.json").read_text())
