@@ -43,6 +43,7 @@ _QUOTED = re.compile(r"'[^']*'|‘[^’]*’|\"[^\"]*\"|`[^`]*`")
 _PATH = re.compile(r"(?:[\w.-]*/)+[\w.-]+")
 _NUMBER = re.compile(r"0x[0-9a-fA-F]+|[-+]?\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
 _ERROR_WORD = re.compile(r"error", re.I)
+_UNCHANGED = re.compile(r"^unchanged from turn \d+: ")  # looplab/repair.py's prefix
 _NOT_AN_ERROR = re.compile(r"^\s*\d+ errors? generated|compilation terminated", re.I)
 _STOPWORDS = {
     "the", "and", "for", "with", "use", "using", "try", "loop", "loops", "code", "more", "less", "better",
@@ -120,7 +121,8 @@ def _failure(row: AttemptRow, holdout: set[str]) -> tuple[str, str, str]:
 def _failure_of(row: AttemptRow, holdout: set[str]) -> tuple[str, str, str]:
     """(category, signature, representative message) of one failed attempt."""
     outcome = row.outcome.value if row.outcome else "unknown"
-    text = "\n".join(t for t in (row.reason, row.details.get("eval_reason", ""), row.details.get("log", "")) if t)
+    reason = _UNCHANGED.sub("", row.reason)  # a repair that sent the failing program back: the same mistake
+    text = "\n".join(t for t in (reason, row.details.get("eval_reason", ""), row.details.get("log", "")) if t)
     if row.outcome is Outcome.COMPILE_ERROR:
         line = first_error_line(text)
         return outcome, normalise(line), _short_paths(_LOCATION.sub("", line))
@@ -134,8 +136,8 @@ def _failure_of(row: AttemptRow, holdout: set[str]) -> tuple[str, str, str]:
         line = first_error_line(text)
         return outcome, " ".join(normalise(line).split()[:6]), line
     if row.outcome is Outcome.SCREEN_REJECTED:
-        rule = str(row.details.get("rule") or first_error_line(row.reason))
-        return outcome, _NUMBER.sub("N", rule), row.reason or rule
+        rule = str(row.details.get("rule") or first_error_line(reason))
+        return outcome, _NUMBER.sub("N", rule), reason or rule
     if row.outcome is Outcome.SLOWER:
         strategy = row.strategy or "(no strategy given)"
         ci = f" [{row.ci_low:.2f}, {row.ci_high:.2f}]" if row.ci_low is not None and row.ci_high is not None else ""
