@@ -73,12 +73,13 @@ def gbnf(shape: ReplyShape, max_tokens: int | None = None) -> str:
     lines = code_lines(max_tokens)
     rules = {
         "root": 'strategy tags "\\n"? body next?',
-        "strategy": f'"Strategy: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
-        "tags": f'"Tags: " [^\\n]{{1,{TAGS_CHARS}}} "\\n"',
+        # A first character that is not the prompt's placeholder (`<one line: ...>`) copied back.
+        "strategy": f'"Strategy: " [^\\n<[# ] [^\\n]{{0,{TEXT_CHARS - 1}}} "\\n"',
+        "tags": f'"Tags: " [^\\n<[# ] [^\\n]{{0,{TAGS_CHARS - 1}}} "\\n"',
         "block": f'"```" {_literal(shape.fence)} "\\n" code "```\\n"',
         "code": f"line{{1,{lines}}}",
         "line": f'([^`\\n] [^\\n]{{0,{CODE_CHARS - 1}}})? "\\n"',
-        "next": f'"\\nNext: " [^\\n]{{1,{TEXT_CHARS}}} "\\n"',
+        "next": f'"\\nNext: " [^\\n<[# ] [^\\n]{{0,{TEXT_CHARS - 1}}} "\\n"',
     }
     if shape.anchor and shape.fence in ("c", "python"):
         rules.update(_definition(shape, lines))
