@@ -92,7 +92,7 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
     return data
 
 
-CALL_KINDS = ("propose", "reflect", "judge")
+CALL_KINDS = ("propose", "repair", "reflect", "judge")
 
 
 def cost_text(usage: dict) -> str:
@@ -105,7 +105,7 @@ def cost_split(data: dict) -> str:
     judge = kinds.get("judge")
     if not judge or not judge["total_tokens"] and not judge["cost_usd"]:
         return ""
-    names = {"propose": "proposals", "reflect": "reflection", "judge": "judge"}
+    names = {"propose": "proposals", "repair": "repairs", "reflect": "reflection", "judge": "judge"}
     parts = [f"{names[k]} {cost_text(u)} ({u['total_tokens']:,} tokens)" for k, u in kinds.items()
              if k == "propose" or u["total_tokens"] or u["cost_usd"]]
     return f" — {', '.join(parts)}"
