@@ -173,6 +173,7 @@ def _positive_float(text: str) -> float:
 def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.closing import closing_lines
     from looplab.compat import run_settings
+    from looplab.evaluate import Evaluator
     from looplab.experiment import load_experiment
     from looplab.loop import RunOptions, run_search
     from looplab.models import default_model_spec, provider_from_spec
@@ -182,6 +183,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.usage import parse_price
 
     experiment = load_experiment(args.experiment)
+    warming = Evaluator(experiment) if args.executor == "local" and experiment.config.evaluate.evaluator else None
+    if warming is not None:  # a warm host starts importing now, beside the model client's imports (warm.py)
+        warming.warm_up()
     spec, why = (args.model, "--model") if args.model else default_model_spec()
     provider = provider_from_spec(spec, base_url=args.base_url)
     # A flag wins; else an OpenEvolve/Shinka folder's own setting; every setting not honoured is named.
@@ -208,6 +212,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary = asyncio.run(until_signal(run_search(experiment, provider, options, progress)))
     finally:
         progress.close()
+        del warming  # held until the run's evaluator took over its host
     print(f"stopped: {summary.stopped_because}")
     _print_status(experiment, args.store)
     for line in closing_lines(experiment, args.store, summary.attempts, provider.name):

@@ -55,12 +55,19 @@ class Evaluator:
         if self._warm is None:
             exp = self.experiment
             imports = warm.evaluator_imports([exp.root / self.config.evaluate.evaluator, exp.baseline_path], exp.root)
-            self._warm = warm.WarmPool(warm.jobs_root(exp.state_dir), readonly=[exp.root], hidden=private_paths(exp),
+            self._warm = warm.pool_for(warm.jobs_root(exp.state_dir), readonly=[exp.root], hidden=private_paths(exp),
                                        shadow=[exp.root], imports=imports)
         return self._warm
 
+    def warm_up(self) -> None:
+        """Start a warm host now, if evaluations will use one: it gets ready while looplab starts."""
+        pool = self.warm_pool()
+        if pool is not None:
+            pool.prestart()
+
     def close(self) -> None:
-        """Stop the warm hosts (they also stop when looplab exits)."""
+        """Stop the warm hosts (they also stop when looplab exits; other evaluators of the experiment in this
+        process share them)."""
         if self._warm is not None:
             self._warm.close()
 

@@ -99,6 +99,7 @@ class Host:
     def __init__(self, jobs: Path, sandbox_argv: list[str], imports: list[str], log: Path):
         self.jobs, self.log = jobs, log
         self.served = 0
+        self.ready = False  # it said it has imported what it imports
         self.why = ""  # why it must be replaced (empty: it serves)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setblocking(False)
@@ -193,7 +194,15 @@ class WarmPool:
         except HostGone:
             self._drop(host)
             raise
+        host.ready = True
         return host
+
+    def prestart(self) -> None:
+        """Start a host now (when none is), to be ready by the first evaluation: it imports in its own process
+        while looplab goes on starting."""
+        if not self._all:
+            with contextlib.suppress(OSError):
+                self._idle.append(self._start())
 
     async def run(self, script: str, *, prepare: Callable[[Path], list[str]], timeout_s: float,
                   limits: LimitsConfig, pin_cpu: int | None = None) -> SandboxResult | None:
@@ -229,7 +238,11 @@ class WarmPool:
         while self._idle:
             host = self._idle.pop()
             if host.proc.poll() is None:
-                return host
+                if host.ready:
+                    return host
+                with contextlib.suppress(HostGone):
+                    return await self._ready(host)  # a prestarted one
+                continue
             host.why = f"died while idle (status {host.proc.returncode})"
             self._drop(host)
         try:
@@ -305,6 +318,20 @@ class WarmPool:
     def close(self) -> None:
         _close_all(self._all, self.root)
         self._idle.clear()
+
+
+_POOLS: weakref.WeakValueDictionary[tuple, WarmPool] = weakref.WeakValueDictionary()
+
+
+def pool_for(root: Path, readonly: Sequence[Path], hidden: Sequence[Path], shadow: Sequence[Path],
+             imports: list[str]) -> WarmPool:
+    """The pool for these settings: evaluators of one experiment in one process share its hosts (one that
+    prestarted a host hands it to the run's), for as long as one of them holds the pool."""
+    key = (str(root), *(tuple(map(str, paths)) for paths in (readonly, hidden, shadow)), tuple(imports))
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = WarmPool(root, readonly, hidden, shadow, imports)
+    return pool
 
 
 def _close_all(hosts: set[Host], root: Path) -> None:

@@ -124,6 +124,18 @@ def test_warm_scores_what_cold_scores(tmp_path: Path, monkeypatch: pytest.Monkey
     warm_ev.close()
 
 
+def test_a_host_started_early_serves_the_runs_first_evaluation(tmp_path: Path) -> None:
+    exp = load_experiment(folder(tmp_path))
+    early = Evaluator(exp)
+    early.warm_up()  # what `looplab run` does before it imports the model's client
+    pool = early.warm_pool()
+    assert pool is not None and pool.started == 1
+    run = Evaluator(exp)  # the run's own evaluator, made later
+    assert run.warm_pool() is pool
+    assert evaluate(run, exp.baseline_source).ok and pool.started == 1
+    early.close()
+
+
 def test_a_child_leaves_nothing_for_the_next(tmp_path: Path) -> None:
     exp = load_experiment(folder(tmp_path, LEAKY))
     ev = Evaluator(exp)
