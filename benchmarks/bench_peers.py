@@ -279,7 +279,7 @@ def main() -> None:
         if "2" in args.only:
             figure_throughput(tmp, 4 if args.quick else 8, peers)
         if "3" in args.only:
-            figure_store(tmp, n, [50, 5000] if not args.quick else [50, 1000], 1 if args.quick else 3)
+            figure_store(tmp, n, [50, 5000] if not args.quick else [50, 1000], 1 if args.quick else 5)
         if "4" in args.only:
             figure_launch(tmp, 2 if args.quick else 3, peers)
 
