@@ -28,11 +28,11 @@ def closing_lines(experiment: Experiment, store_url: str | None, attempt_ids: li
     repaired = sum(1 for r in rows if len(r.details.get("turns") or []) > 1)
     judged = sum(outcomes[o] for o in JUDGED)
     never = sum(outcomes[o] for o in NEVER_RAN)
-    saw = (f"what happened: {len(rows)} attempts, none better than the current best. {judged} candidates built and "
-           f"were judged ({_counts(outcomes, JUDGED)}), {never} never ran ({_counts(outcomes, NEVER_RAN)})")
-    if outcomes[Outcome.DUPLICATE]:
-        saw += f", {outcomes[Outcome.DUPLICATE]} repeated an earlier program"
-    saw += f"; repair turns were used in {repaired} of them." if repaired else "."
+    parts = [f"{judged} built and ran ({_counts(outcomes, JUDGED)})" if judged else "",
+             f"{never} never ran ({_counts(outcomes, NEVER_RAN)})" if never else "",
+             f"{outcomes[Outcome.DUPLICATE]} repeated an earlier program" if outcomes[Outcome.DUPLICATE] else ""]
+    saw = f"what happened: {len(rows)} attempts, none better than the current best: " + \
+        ", ".join(p for p in parts if p) + (f"; a repair turn was asked in {repaired} of them." if repaired else ".")
     lines = [saw]
     if model == SMALL_MODEL:
         lines.append("  the built-in model has 135M parameters: it shows the loop working end to end (prompts, "

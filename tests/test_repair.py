@@ -99,8 +99,8 @@ def test_the_setting_in_experiment_toml_and_holdout_names_in_no_turn(tmp_path):
     assert outcomes[0] == (1, "invalid") and outcomes[1] in ((2, "overfit"), (2, "slower"))  # slower: never held out
     assert rows(db, "SELECT attempt_id, kind FROM calls ORDER BY id") == [
         (1, "propose"), (1, "repair"), (1, "repair"), (2, "propose")]
-    assert "what happened: 2 attempts, none better than the current best." in result.stdout
-    assert "repair turns were used in 1 of them" in result.stdout and "next, a real search:" in result.stdout
+    assert "what happened: 2 attempts, none better than the current best: 2 built and ran (" in result.stdout
+    assert "; a repair turn was asked in 1 of them." in result.stdout and "next, a real search:" in result.stdout
     asks = sent(server)
     assert "gave wrong results (invalid)" in asks[1][-1]["content"] and "Repair 1 of 2" in asks[1][-1]["content"]
     assert "Repair 2 of 2" in asks[2][-1]["content"] and len(asks[2]) == len(asks[0]) + 4
