@@ -80,7 +80,8 @@ def waiting_model(tmp_path: Path, text: str = "no code, sorry") -> tuple[str, Pa
         import pathlib, sys, time
         sys.stdin.read()
         pathlib.Path({str(started)!r}).touch()
-        while not pathlib.Path({str(go)!r}).exists():
+        deadline = time.monotonic() + 300  # never outlive the test that started it by long
+        while not pathlib.Path({str(go)!r}).exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         sys.stdout.write({text!r})
         """))

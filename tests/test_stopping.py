@@ -98,12 +98,13 @@ def test_a_double_ctrl_c_never_prints_a_traceback(tmp_path):
 @pytest.mark.slow
 def test_status_never_shows_a_dead_local_loop_as_running(tmp_path):
     exp = make_copy(tmp_path)
-    model, started, _go = waiting_model(tmp_path)
+    model, started, go = waiting_model(tmp_path)
     proc = start("run", str(exp), "--model", model, "--loop", "1")
     wait_for(started.exists, what="the model call", proc=proc)
     assert [lp["pid"] for lp in json.loads(looplab("status", str(exp), "--json").stdout)["loops"]] == [proc.pid]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    go.touch()  # the orphaned model command (its own process group) may end now
     # Its last beat is still in the store (less than 10 minutes old), but its process is gone.
     assert rows(exp / ".looplab" / "looplab.db", "SELECT pid FROM loops") == [(proc.pid,)]
     status = looplab("status", str(exp), "--json")
