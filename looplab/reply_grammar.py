@@ -36,13 +36,15 @@ class ReplyShape:
     files: tuple[str, ...] = ()  # a files target's paths; empty: one block
     anchor: str = ""  # a line the block must hold: the target's definition line, as the incumbent has it
     includes: tuple[str, ...] = ()  # the headers (C) or modules (Python) the screen allows; empty: any
+    target: str = ""  # the target's name: a helper may not take it
 
 
 def reply_shape(experiment: Experiment, incumbent: str = "") -> ReplyShape:
     screen = experiment.config.screen
     allowed = screen.allowed_includes if experiment.language == "c" else screen.allowed_imports
     return ReplyShape(experiment.language, tuple(experiment.config.target.files or ()),
-                      definition_line(incumbent, experiment.target, experiment.language), tuple(allowed or ()))
+                      definition_line(incumbent, experiment.target, experiment.language), tuple(allowed or ()),
+                      experiment.target)
 
 
 def definition_line(source: str, target: str, language: str) -> str:
@@ -115,7 +117,11 @@ def _definition(shape: ReplyShape, lines: int) -> dict[str, str]:
             "code": f'include{{0,{MAX_INCLUDES}}} "\\n"? (helper "\\n"?){{0,{MAX_HELPERS}}} comment? target',
             "include": f'"#include <" ({_one_of(shape.includes)}) ">\\n"' if shape.includes
             else '"#include " [<"] [a-zA-Z0-9_./]{1,40} [>"] "\\n"',
-            "helper": f'"static " [^{{;\\n]{{1,{CODE_CHARS}}} ("{{\\n" inner{{0,{helper_lines}}} "}}\\n" | ";\\n")',
+            # static [inline] type name(params) { body } — the name is not the target's; or a declaration.
+            "helper": f'"static " (ctype{{1,4}} hname "(" [^{{;\\n]{{0,{CODE_CHARS}}} "{{\\n" inner{{0,{helper_lines}}} "}}\\n" '
+                      f'| [^{{;(\\n]{{1,{CODE_CHARS}}} ";\\n")',
+            "ctype": '[a-zA-Z_] [a-zA-Z0-9_]{0,20} [ *]{1,3}',
+            "hname": _other_name(shape.target),
             "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}} "}}\\n"',
         })
     else:
@@ -124,10 +130,36 @@ def _definition(shape: ReplyShape, lines: int) -> dict[str, str]:
             "include": f'("import " ({_one_of(shape.includes)}) | "from " ({_one_of(shape.includes)}) " import " '
                        '[a-zA-Z0-9_, ]{1,60}) "\\n"' if shape.includes
             else '("import " | "from ") [a-zA-Z0-9_., ]{1,60} ("import " [a-zA-Z0-9_., *]{1,60})? "\\n"',
-            "helper": f'"def " [a-zA-Z_] [a-zA-Z0-9_]{{0,30}} "(" [^\\n]{{0,{CODE_CHARS}}} "\\n" inner{{1,{helper_lines}}}',
+            "helper": f'"def " hname "(" [^\\n]{{0,{CODE_CHARS}}} "\\n" inner{{1,{helper_lines}}}',
+            "hname": _other_name(shape.target),
             "target": f'{_literal(shape.anchor)} "\\n" inner{{1,{lines}}}',
         })
     return rules
+
+
+def _other_name(word: str) -> str:
+    """An identifier that is not `word`: it differs at some character, or is shorter, or longer."""
+    rest = "[a-zA-Z0-9_]{0,30}"
+    options = [f'{_literal(word)} [a-zA-Z0-9_]{{1,30}}']
+    for i, ch in enumerate(word):
+        head = f"{_literal(word[:i])} " if i else ""
+        options.append(f"{head}{_chars_but(ch, first=i == 0)} {rest}")
+        if i:
+            options.append(_literal(word[:i]))
+    return " | ".join(options)
+
+
+def _chars_but(excluded: str, *, first: bool) -> str:
+    """A character class of identifier characters (no digit first) without `excluded`."""
+    chars = [c for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+             if c != excluded and not (first and c.isdigit())]
+    runs: list[list[str]] = []  # [first, last] of consecutive code points
+    for c in chars:
+        if runs and ord(c) == ord(runs[-1][1]) + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return "[" + "".join(a if a == b else f"{a}-{b}" for a, b in runs) + "]"
 
 
 def _one_of(words: tuple[str, ...]) -> str:

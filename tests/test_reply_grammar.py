@@ -81,3 +81,15 @@ def test_the_local_provider_samples_at_0_8_unless_told_and_sends_the_grammar():
     assert default["temperature"] == 0.8 and default["grammar"] is None  # not llama-cpp-python's 0.2
     told = worker_request(ask, temperature=0.3, max_tokens=400, stop=None, shape=ReplyShape("c"))
     assert told["temperature"] == 0.3 and told["grammar"].startswith("root ::= ")
+
+
+def test_a_helper_may_take_any_name_but_the_targets():
+    import re
+
+    from looplab.reply_grammar import _other_name
+
+    rule = _other_name("linear")
+    as_regex = re.compile(re.sub(r'"([^"]*)"', lambda m: re.escape(m.group(1)), rule).replace(" ", ""))
+    assert not as_regex.fullmatch("linear")
+    assert all(as_regex.fullmatch(n) for n in ("linear2", "linea", "lin", "l", "hsum", "_x", "Linear", "dot8"))
+    assert not as_regex.fullmatch("9lives")
