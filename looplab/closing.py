@@ -35,8 +35,9 @@ def closing_lines(experiment: Experiment, store_url: str | None, attempt_ids: li
         ", ".join(p for p in parts if p) + (f"; a repair turn was asked in {repaired} of them." if repaired else ".")
     lines = [saw]
     if model == SMALL_MODEL:
-        lines.append("  the built-in model has 135M parameters: it shows the loop working end to end (prompts, "
-                     "replies, builds, validation, timing, memory), it rarely writes a faster correct program.")
+        lines.append("  you saw the loop working end to end (prompts, replies, builds, validation, repair turns, "
+                     "memory); the built-in model has 135M parameters, too small to be expected to write a faster "
+                     "correct program (docs/local-model.md has the measurements).")
     root = experiment.root
     lines.append(f"  next, a real search: looplab run {root} --model openai:gpt-4o-mini --loop 20 --budget-usd 2"
                  f"  (or --model local:PATH.gguf with a coder model, or --base-url of a local server); "
