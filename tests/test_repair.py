@@ -175,3 +175,13 @@ def test_no_repair_turn_is_asked_past_the_budget(tmp_path):
     db = exp / ".looplab" / "looplab.db"
     assert rows(db, "SELECT attempt_id, kind FROM calls") == [(1, "propose")]
     assert rows(db, "SELECT id, outcome FROM attempts WHERE id > 0") == [(1, "compile_error")]
+
+
+def test_the_baseline_with_more_include_lines_is_a_duplicate_of_it():
+    from looplab.novelty import NoveltyIndex
+    from looplab.records import Outcome
+
+    index = NoveltyIndex("c", 0.95)
+    index.record(0, NAIVE, Outcome.BASELINE)
+    assert index.nearest("#include <immintrin.h>\n#include <math.h>\n" + NAIVE) == (0, 1.0)
+    assert index.nearest("#include <math.h>\n" + WRONG) is None  # a changed literal is a new program
