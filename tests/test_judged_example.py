@@ -92,3 +92,20 @@ def test_an_empty_prompt_or_a_hosted_task_model_fails_the_hard_checks(copy) -> N
                             capture_output=True, text=True, timeout=60)
     line = json.loads(hosted.stdout)
     assert line["ok"] is False and "without network" in line["error"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="the built-in model is not installed")
+def test_the_built_in_judge_answers_in_a_readable_shape() -> None:
+    from looplab.acceptance.pairwise import PairJudge
+    from looplab.models.local import LocalProvider
+
+    provider = LocalProvider(None, n_threads=1)
+    judge = PairJudge(provider, (EXP / "RUBRIC.md").read_text(), load_experiment(EXP).config.judge)
+    message = messages.message("refund_request", 3)
+    good, bad = {"name": "A B", "date": None, "amount": 3}, {"name": "x", "date": "2020-01-01", "amount": None}
+    try:
+        found = asyncio.run(judge.compare("refund_request", message, good, bad))
+    finally:
+        provider.close()
+    assert judge.tally.calls == 2 and judge.tally.unreadable == 0  # the verdict's grammar holds it to the shape
+    assert found.verdict in ("win", "loss", "tie", "flip", "split")

@@ -32,6 +32,14 @@ Answer with one JSON object and nothing else:
 {"reason": "<one short sentence>", "better": "1" or "2" or "tie"}"""
 
 
+# The answer's shape as a llama.cpp grammar, for a local judge model (one that takes a grammar): a small
+# model decoding freely rarely writes a verdict at all; under this one, every reply can be read.
+GRAMMAR = r"""
+root   ::= "{\"reason\": \"" reason "\", \"better\": \"" ("1" | "2" | "tie") "\"}"
+reason ::= [^"\\\x7F\x00-\x1F]{1,160}
+"""
+
+
 @dataclass(frozen=True)
 class Answer:
     """One call's reading: "1", "2", "tie", or None when the reply could not be read."""

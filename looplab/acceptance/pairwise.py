@@ -175,9 +175,12 @@ class PairJudge:
             return self._answers[key]
         messages = judge_prompt.messages(self.rubric, case_input, first, second)
         started = time.monotonic()
+        # A local model decodes under the verdict's grammar, so a small one still answers in a readable shape.
+        shaped = {"grammar": judge_prompt.GRAMMAR} if getattr(self.provider, "takes_shape", False) else {}
         try:
             reply = await self.provider.complete(messages, temperature=self.config.temperature,
-                                                 max_tokens=self.config.max_tokens, timeout_s=self.config.timeout_s)
+                                                 max_tokens=self.config.max_tokens, timeout_s=self.config.timeout_s,
+                                                 **shaped)
         except ModelError as e:
             self.tally.failed_calls += 1
             if sink is not None:

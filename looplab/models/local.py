@@ -206,9 +206,13 @@ class LocalProvider:
         stop: list[str] | None = None,
         timeout_s: float = 300.0,
         shape: ReplyShape | None = None,
+        grammar: str | None = None,
     ) -> Reply:
+        """grammar: any GBNF grammar to decode under instead of the reply shape's (a judge's verdict)."""
         started = time.monotonic()
         request = worker_request(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, shape=shape)
+        if grammar:
+            request["grammar"] = grammar
         worker = self._worker
         # Spawned from the loop's thread when nobody is busy: PR_SET_PDEATHSIG follows the spawning thread.
         if (worker is None or worker.proc.poll() is not None) and self._lock.acquire(blocking=False):
