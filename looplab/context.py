@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from looplab import memory
 from looplab.experiment import Experiment
 from looplab.novelty import VALID as NOVELTY_VALID
@@ -63,6 +65,8 @@ def _case_metrics(case: CaseResult, wanted: list[str], limit: int = 4) -> list[s
 def measured(experiment: Experiment, row: AttemptRow) -> str:
     """What the evaluator measured for the current best on the search cases (never the holdout ones)."""
     obj = experiment.config.objective
+    if obj.kind == "judged":
+        return _judged_outputs(experiment, row)
     unit = f" {obj.unit}" if obj.unit and obj.unit != "score" else ""
     parts = []
     for name in [c for c in experiment.search_cases if c in row.cases][:8]:
@@ -74,12 +78,25 @@ def measured(experiment: Experiment, row: AttemptRow) -> str:
     return experiment.hide_holdout("; ".join(parts))[:800]
 
 
+def _judged_outputs(experiment: Experiment, row: AttemptRow) -> str:
+    """A judged objective has no values: what the current best produced for the search cases' inputs."""
+    parts = []
+    for name in [c for c in experiment.search_cases if c in row.cases][:4]:
+        m = row.cases[name].metrics
+        inp, out = (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) if v is not None else ""
+                    for v in (m.get("input"), m.get("output")))
+        inp, out = " ".join(inp.split())[:160], " ".join(out.split())[:160]
+        parts.append(f"{name}: {inp!r} -> {out}" if inp else f"{name}: {out}")
+    return experiment.hide_holdout("; ".join(parts))[:800]
+
+
 def feedback(experiment: Experiment, row: AttemptRow) -> str:
     """The evaluator's words on one attempt besides its verdict: text feedback and named diagnostics."""
     said: list[str] = []
+    judged = experiment.config.objective.kind == "judged"  # its inputs and outputs are not feedback
     for case in row.cases.values():
         for k, v in case.metrics.items():
-            if isinstance(v, str) and v.strip() and k not in _NOT_SHOWN:
+            if isinstance(v, str) and v.strip() and k not in _NOT_SHOWN and not (judged and k in ("input", "output")):
                 said.append(f"{k}: {' '.join(v.split())}")
         numbers = _case_metrics(case, experiment.config.objective.metrics, limit=3)
         if numbers and not case.error:

@@ -59,6 +59,11 @@ def test_judge_calls_are_recorded_and_priced_apart_from_proposals(root: Path) ->
         assert result.returncode == 0, result.stderr
         requests = len(server.requests)
     assert "outputs judged by openai:judge-model" in result.stdout + result.stderr
+    # The proposing model sees what the current best produced for search inputs, never a hidden one.
+    shown = (exp / "runs" / "0001" / "prompt.md").read_text()
+    assert "Measured: orders: 'Customer message" in shown and '"level": 3' in shown
+    assert "warranty" not in shown and "password" not in shown and "hidden_" not in shown
+    assert "a judge compares its outputs" in shown
     rows = [json.loads((exp / "runs" / f"{i:04d}" / "result.json").read_text()) for i in (1, 2)]
     assert [r["outcome"] for r in rows] == ["accepted", "overfit"], [r["reason"] for r in rows]
     judge_calls = [c for c in calls(exp) if c["kind"] == "judge"]
