@@ -79,7 +79,8 @@ def test_judge_calls_are_recorded_and_priced_apart_from_proposals(root: Path) ->
     text = looplab("status", str(exp)).stdout
     assert f"judge ${0.0012 * requests:.4f}" in text and "proposals $0.0000" in text
     assert f"judge ${0.0012 * requests:.4f}" in (exp / "SCORES.md").read_text()
-    assert "judge" in looplab("report", str(exp)).stdout or (exp / "report.html").is_file()
+    assert looplab("report", str(exp)).returncode == 0
+    assert f"judge ${0.0012 * requests:.4f} of it" in (exp / "report.html").read_text()
 
 
 def test_the_budget_stops_a_run_whose_judge_spends_it(root: Path) -> None:
