@@ -187,7 +187,7 @@ def test_degraded_sandbox_still_stops_them(exp: Experiment, monkeypatch: pytest.
                                            outcomes: set[Outcome], words: str) -> None:
     monkeypatch.setenv(sandbox.MODE_ENV, "rlimits")
     v = run_judge(exp, hostile_reply(name))
-    assert v.decision.outcome in outcomes and words in v.decision.reason, v.decision.reason
+    assert v.decision.outcome in outcomes and any(w in v.decision.reason for w in words.split("|")), v.decision.reason
     assert leftovers(exp) == []
 
 
