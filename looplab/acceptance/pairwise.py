@@ -1,8 +1,9 @@
 """The judge model of a judged objective: it compares the incumbent's and the candidate's output for one
 case and is built to be hard to fool.
 
-- Both orders, every time: one call shows the incumbent's output first, the other the candidate's. A
-  side wins only when both calls name it; a verdict that changes with the order is a tie.
+- Both orders, every time: one call shows the incumbent's output first, the other the candidate's (which
+  call goes first is drawn). A side wins only when both calls name it; a verdict that changes with the
+  order is a tie.
 - Blind: the judge reads the rubric, the case's input and "Output 1"/"Output 2" (judge_prompt.py),
   never which one is the candidate, any source or the case's name.
 - Outputs that show the same are a tie without a call.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -135,8 +137,12 @@ class PairJudge:
         sink = _sink.get()
         if sink is not None and sink.spent():
             return self._count(Comparison(case, key, "unjudged"))
-        # Incumbent shown first, then candidate shown first: "1"/"2" name different sides in each.
-        first, second = await asyncio.gather(self._ask(inp, inc, cand, sink), self._ask(inp, cand, inc, sink))
+        # Incumbent shown first, and candidate shown first: "1"/"2" name different sides in each. Which of
+        # the two is asked first is drawn too, so nothing about call order (a warm cache) can favour a side.
+        asks = [self._ask(inp, inc, cand, sink), self._ask(inp, cand, inc, sink)]
+        flipped = secrets.randbelow(2) == 1
+        answers = await asyncio.gather(*(asks[::-1] if flipped else asks))
+        first, second = answers[::-1] if flipped else answers
         sides = ({"1": "incumbent", "2": "candidate", "tie": "tie"}.get(first.better or ""),
                  {"1": "candidate", "2": "incumbent", "tie": "tie"}.get(second.better or ""))
         if sides[0] == sides[1] and sides[0] in ("candidate", "incumbent"):
