@@ -117,3 +117,21 @@ def test_calibrate_reports_false_wins_and_order_flips(root: Path) -> None:
     assert "false-acceptance rate: 0.000" in result.stdout
     assert "order-flip rate: 0.000" in result.stdout
     assert "false-win rate: 0." in result.stdout
+
+
+def test_a_judged_experiment_needs_a_judge_a_rubric_and_outputs(root: Path) -> None:
+    exp = judged_experiment(root).root
+    cand = root / "cand"
+    cand.mkdir()
+    (cand / "prompt.md").write_text(prompt("level: 4"))
+    no_judge = looplab("eval", str(exp), str(cand))
+    assert no_judge.returncode == 2 and "field 'judge.model': missing" in no_judge.stderr
+    (exp / "harness.py").write_text("import json, sys\nfor c in sys.argv[4:]:\n"
+                                    "    print(json.dumps({'case': c, 'nonce': sys.argv[3], 'ok': True, 'score': 1}))\n")
+    with OpenAIServer(better_judge) as server:
+        no_output = looplab("eval", str(exp), str(cand), *judge_flags(server, "1/2"))
+    assert no_output.returncode == 2 and 'has no "output"' in no_output.stderr
+    assert len(no_output.stderr.strip().splitlines()) == 1
+    (exp / "RUBRIC.md").unlink()
+    no_rubric = looplab("status", str(exp))
+    assert no_rubric.returncode == 2 and "field 'judge.rubric'" in no_rubric.stderr
