@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from looplab import keeping, memory, reflect, repair, report, runs
+from looplab import budget, keeping, memory, reflect, repair, report, runs
 from looplab.acceptance import objective_value, pairwise, recorded_results
 from looplab.acceptance.choose import measure_noise
 from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
@@ -136,7 +136,7 @@ async def run_attempt(s: Search, attempt_id: int, plan: Plan, mem: dict,
         candidate, assessment = await _assess_reply(s, reply.text, incumbent, turns)
         turns.record(reply, candidate, assessment.outcome, assessment.reason,
                      str(assessment.evaluation.log if assessment.evaluation else ""))
-        if not turns.wants_repair() or _budget_stop(store, s.options)[1]:  # no repair past the budget
+        if not turns.wants_repair() or budget.stop(store, s.options.budget_usd)[1]:  # no repair past the budget
             break
         turns.ask_again()
     row = await _keep(s, attempt_id, turns, incumbent, assessment, candidate)
@@ -307,10 +307,10 @@ async def _attempts(s: Search, progress: Progress) -> RunSummary:
             repeated: tuple[AttemptRow, int] | None = None  # the duplicate the next ask follows, how many in a row
             for ask in range(s.experiment.config.search.duplicate_retries + 1):
                 async with changed:  # spend no more concurrently than one worker would in sequence
-                    await changed.wait_for(lambda: state["stop"] or not _budget_reserved(s.store, options,
+                    await changed.wait_for(lambda: state["stop"] or not budget.reserved(s.store, options.budget_usd,
                                                                                           state["in_flight"]))
                 if not state["stop"]:
-                    state["why"], state["stop"] = _budget_stop(s.store, options)
+                    state["why"], state["stop"] = budget.stop(s.store, options.budget_usd)
                 if state["stop"]:
                     break
                 state["in_flight"] += 1
@@ -373,32 +373,6 @@ async def _one_attempt(s: Search, progress: Progress, index: int,
         row = finish(s, attempt_id, Assessment(Outcome.INFRA_ERROR, f"{type(e).__name__}: {e} (see runs/ error.txt)"))
     progress.finished(row)
     return row
-
-
-def _budget_reserved(store: Store, options: RunOptions, in_flight: int) -> bool:
-    """True when the attempts in flight are expected to use what is left of the budget.
-
-    Until one attempt's price is known, attempts under a budget run one at a time.
-    """
-    if options.budget_usd is None or in_flight == 0:
-        return False
-    spent, per_attempt = store.usage_total().cost_usd, store.mean_attempt_cost()
-    if spent is None or per_attempt is None:
-        return True
-    return spent + in_flight * per_attempt >= options.budget_usd
-
-
-def _budget_stop(store: Store, options: RunOptions) -> tuple[StopReason, str]:
-    if options.budget_usd is None:
-        return StopReason.LOOP_DONE, ""
-    spent = store.usage_total().cost_usd
-    if spent is None:
-        return StopReason.BUDGET_UNKNOWN, (f"--budget-usd {options.budget_usd} cannot be enforced: the model's "
-                                           "price is unknown (fix: give it with --price IN/OUT, USD per million "
-                                           "tokens)")
-    if spent >= options.budget_usd:
-        return StopReason.BUDGET, f"budget reached: ${spent:.4f} of ${options.budget_usd:.2f} spent"
-    return StopReason.LOOP_DONE, ""
 
 
 async def ensure_baseline(experiment: Experiment, store: Store, evaluator: Executor,
