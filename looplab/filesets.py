@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path, PurePosixPath
 
 HEADER = re.compile(r"^--- looplab file: (.+?) ---$", re.M)
@@ -65,9 +66,7 @@ def write_tree(folder: Path, text: str) -> None:
     for path, content in unpack(text).items():
         dest = folder / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        tmp.write_text(content)
-        os.replace(tmp, dest)
+        write_atomic(dest, content)
 
 
 def read_tree(folder: Path, paths: list[str]) -> str:
@@ -95,9 +94,18 @@ def save(path: Path, text: str, *, as_files: bool) -> None:
     if as_files:
         replace_tree(path, text)
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so readers never see half of it and a failed write leaves no temporary behind."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # several loops may write at once
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporaries behind
+        raise
 
 
 def load(path: Path, *, as_files: bool) -> str:

@@ -11,15 +11,13 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import re
-import uuid
 import weakref
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from looplab.experiment import Experiment
+from looplab.filesets import write_atomic  # noqa: F401 - callers import it from here too
 from looplab.records import Outcome
 from looplab.store import AttemptRow, Store
 
@@ -316,16 +314,6 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
         for i, ((title, lines), k) in enumerate(zip(sections, ks, strict=True))
     )
     return text[:max_chars]  # only bites when even the bare headings do not fit
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # several loops may write at once
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)  # readers never see a half-written file
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporaries behind
-        raise
 
 
 def write_memory(store: Store, experiment: Experiment) -> dict:
