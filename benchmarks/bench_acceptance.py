@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 from looplab.acceptance import Incumbent
+from looplab.acceptance.calibrate import calibrate
 from looplab.acceptance.choose import rule_for
-from looplab.calibrate import calibrate
-from looplab.evaluate import Evaluator
-from looplab.experiment import load_experiment
-from looplab.judge import confirmed_session
-from looplab.stats import Status
+from looplab.acceptance.judge import confirmed_session
+from looplab.acceptance.stats import Status
+from looplab.config import load_experiment
+from looplab.evaluation.evaluator import Evaluator
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "matmul"
 

@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from looplab.context import novelty_index  # noqa: E402
-from looplab.experiment import load_experiment  # noqa: E402
-from looplab.novelty import NoveltyIndex  # noqa: E402
+from looplab.config import load_experiment  # noqa: E402
+from looplab.propose.context import novelty_index  # noqa: E402
 from looplab.records import Outcome  # noqa: E402
+from looplab.screen.novelty import NoveltyIndex  # noqa: E402
 from looplab.store import Store  # noqa: E402
 
 BASE = '''import math
@@ -126,7 +126,7 @@ def time_lookups(index, probes: list[str]) -> tuple[float, int]:
 def previous_index_class():
     """The index this replaced (prefix filter over whole files), from git, for side-by-side figures."""
     try:
-        text = subprocess.run(["git", "-C", str(ROOT), "show", "a7e7b1e~1:looplab/novelty.py"],
+        text = subprocess.run(["git", "-C", str(ROOT), "show", "a7e7b1e~1:looplab/screen/novelty.py"],
                               capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None

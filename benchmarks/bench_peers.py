@@ -193,7 +193,7 @@ def figure_throughput(tmp: Path, per_worker: int, peers: bool) -> None:
 
 def fill(folder: Path, count: int) -> None:
     """count finished attempts in the store, as a long search leaves them (valid programs, failures, calls)."""
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
     from looplab.records import CaseResult, Evaluation, Outcome, Usage
     from looplab.store import Store
 

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from wire_servers import OpenAIServer  # noqa: E402
 
-from looplab import evaluate as evaluate_module  # noqa: E402
-from looplab.experiment import load_experiment  # noqa: E402
+from looplab.config import load_experiment  # noqa: E402
+from looplab.evaluation import evaluator as evaluate_module  # noqa: E402
 from looplab.loop import RunOptions, run_search  # noqa: E402
 from looplab.models import provider_from_spec  # noqa: E402
 from looplab.records import CaseResult, Evaluation, Outcome, Usage  # noqa: E402

@@ -22,9 +22,9 @@ DEFAULT_LOOP = 5
 
 
 def main(argv: list[str] | None = None) -> int:
-    from looplab.experiment import UserError
+    from looplab.errors import UserError
     from looplab.stopping import Signalled
-    from looplab.store_faults import disk_fault
+    from looplab.store.faults import disk_fault
 
     args = _parser().parse_args(argv)
     try:
@@ -171,16 +171,16 @@ def _positive_float(text: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from looplab.closing import closing_lines
     from looplab.compat import run_settings
-    from looplab.evaluate import Evaluator
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
+    from looplab.evaluation.evaluator import Evaluator
     from looplab.loop import RunOptions, run_search
     from looplab.models import default_model_spec, provider_from_spec
     from looplab.models.priced import PricedProvider
-    from looplab.progress import make_progress
+    from looplab.models.usage import parse_price
+    from looplab.report.closing import closing_lines
+    from looplab.report.progress import make_progress
     from looplab.stopping import StopReason, until_signal
-    from looplab.usage import parse_price
 
     experiment = load_experiment(args.experiment)
     warming = Evaluator(experiment) if args.executor == "local" and experiment.config.evaluate.evaluator else None
@@ -223,11 +223,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
-    from looplab.archive import find_winner, read_winner, reset_live_state
-    from looplab.evaluate import Evaluator
-    from looplab.experiment import load_experiment
+    from looplab.archive.winners import find_winner, read_winner, reset_live_state
+    from looplab.config import load_experiment
+    from looplab.evaluation.evaluator import Evaluator
     from looplab.loop import ensure_baseline
-    from looplab.report import write_all
+    from looplab.report.scores import write_all
     from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
@@ -249,7 +249,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
 
     experiment = load_experiment(args.experiment)
     if args.json:
@@ -260,8 +260,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from looplab.check import evaluate_file
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
+    from looplab.evaluation.check import evaluate_file
 
     experiment = load_experiment(args.experiment)
     source = _candidate_source(experiment, args.candidate)
@@ -283,7 +283,7 @@ def _candidate_source(experiment, path: Path) -> str:
     """The candidate `eval` judges: a source file, or for a files target a folder holding the target's
     files (e.g. incumbent.files/, a winner) or their packed text."""
     from looplab import filesets
-    from looplab.experiment import UserError
+    from looplab.errors import UserError
 
     if experiment.is_files:
         try:
@@ -305,9 +305,9 @@ def _candidate_source(experiment, path: Path) -> str:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from looplab.calibrate import calibrate
-    from looplab.evaluate import Evaluator
-    from looplab.experiment import load_experiment
+    from looplab.acceptance.calibrate import calibrate
+    from looplab.config import load_experiment
+    from looplab.evaluation.evaluator import Evaluator
     from looplab.loop import ensure_baseline
     from looplab.store import open_store
 
@@ -343,9 +343,9 @@ def _install_judge(experiment, args: argparse.Namespace):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from looplab.experiment import load_experiment
-    from looplab.html_report import write_html_report
-    from looplab.report import write_all
+    from looplab.config import load_experiment
+    from looplab.report.html import write_html_report
+    from looplab.report.scores import write_all
     from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)
@@ -376,7 +376,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_replies(args: argparse.Namespace) -> int:
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
     from looplab.models.replay import write_replies
     from looplab.store import open_store
 
@@ -396,8 +396,8 @@ def _cmd_export_replies(args: argparse.Namespace) -> int:
 
 def _status(experiment, store_url: str | None = None) -> dict:
     from looplab.models import default_model_spec
-    from looplab.report import status_dict
-    from looplab.sandbox import protection
+    from looplab.report.scores import status_dict
+    from looplab.sandbox.command import protection
     from looplab.store import open_store
 
     store = open_store(experiment, store_url)
@@ -412,7 +412,7 @@ def _status(experiment, store_url: str | None = None) -> dict:
 
 
 def _print_status(experiment, store_url: str | None = None) -> None:
-    from looplab.report import cost_split
+    from looplab.report.scores import cost_split
 
     s = _status(experiment, store_url)
     best, usage = s["best"], s["usage"]

@@ -14,29 +14,30 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from looplab import budget, keeping, memory, reflect, repair, report, runs
+from looplab import budget
 from looplab.acceptance import objective_value, pairwise, recorded_results
 from looplab.acceptance.choose import measure_noise
-from looplab.context import best_case_medians, novelty_index, prompt_context, search_view
+from looplab.acceptance.judge import judge
+from looplab.archive import keeping
+from looplab.config import Experiment
+from looplab.errors import UserError
 from looplab.executors import Executor, make_executor
-from looplab.experiment import Experiment, UserError
-from looplab.extract import (
-    ExtractError,
-    extract_candidate,
-    next_ideas,
-    source_hash,
-)
-from looplab.judge import judge
 from looplab.models.base import ModelAccessError, ModelError, ModelProvider, NoRepair, RepliesExhausted
 from looplab.models.retry import retry_notes
-from looplab.novelty import NoveltyIndex
-from looplab.parents import Plan, choose_plan
-from looplab.prompt import render_markdown, render_prompt
+from looplab.propose import memory, reflect, repair
+from looplab.propose.context import best_case_medians, novelty_index, prompt_context, search_view
+from looplab.propose.extract import ExtractError, extract_candidate, next_ideas, source_hash
+from looplab.propose.parents import Plan, choose_plan
+from looplab.propose.prompt import render_markdown, render_prompt
 from looplab.records import Candidate, Decision, Evaluation, Outcome
-from looplab.screen import screen
+from looplab.report import runs
+from looplab.report import scores as report
+from looplab.screen.novelty import NoveltyIndex
+from looplab.screen.policy import screen
 from looplab.stopping import RunStopped, StopReason, all_or_none
-from looplab.store import HEARTBEAT_S, AttemptRow, Store, open_store
-from looplab.store_faults import disk_fault
+from looplab.store import AttemptRow, Store, open_store
+from looplab.store.faults import disk_fault
+from looplab.store.loops import HEARTBEAT_S
 
 
 @dataclass

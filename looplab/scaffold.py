@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("c", "python")

@@ -16,7 +16,7 @@ from collections.abc import Coroutine, Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 
 T = TypeVar("T")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

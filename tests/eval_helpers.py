@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = FIXTURES / "hostile"

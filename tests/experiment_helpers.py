@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from looplab import harness
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"

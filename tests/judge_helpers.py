@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
 
 SEARCH = {"orders": "order", "refunds": "refund", "meetings": "meeting", "invoices": "invoice",
           "deliveries": "delivery", "accounts": "account"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
 
 _HARNESS = r'''
 import ast, json, os, random, sys

@@ -15,13 +15,13 @@ from score_helpers import score_experiment
 
 from looplab.acceptance import Incumbent, Rule
 from looplab.acceptance.choose import measure_noise, rule_for
+from looplab.acceptance.judge import confirmed_session, judge
 from looplab.acceptance.noisy_score import NoisyScoreRule
-from looplab.check import evaluate_file
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment
-from looplab.judge import confirmed_session, judge
+from looplab.acceptance.stats import Status
+from looplab.config import Experiment
+from looplab.evaluation.check import evaluate_file
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import CaseResult, Evaluation, Outcome
-from looplab.stats import Status
 
 
 @pytest.fixture(scope="module")

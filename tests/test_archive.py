@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from looplab.archive import archive_winner, find_winner, reset_live_state
-from looplab.experiment import Experiment, UserError, load_experiment
+from looplab.archive.winners import archive_winner, find_winner, reset_live_state
+from looplab.config import Experiment, load_experiment
+from looplab.errors import UserError
 from looplab.records import Evaluation, Outcome
-from looplab.report import write_all
+from looplab.report.scores import write_all
 from looplab.store import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"

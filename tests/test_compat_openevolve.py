@@ -17,10 +17,11 @@ import pytest
 from eval_helpers import private_dir
 
 from looplab.compat import run_settings
-from looplab.evaluate import Evaluator
-from looplab.experiment import UserError, load_experiment
+from looplab.config import load_experiment
+from looplab.errors import UserError
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import Outcome
-from looplab.screen import screen
+from looplab.screen.policy import screen
 
 FIXTURE = Path(__file__).parent / "fixtures" / "compat" / "openevolve_cascade"
 

@@ -16,8 +16,8 @@ import pytest
 from eval_helpers import private_dir
 
 from looplab.compat import run_settings
-from looplab.evaluate import Evaluator
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import Outcome
 
 FIXTURE = Path(__file__).parent / "fixtures" / "compat" / "shinka_task"

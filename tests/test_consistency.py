@@ -34,9 +34,10 @@ from fault_helpers import (
     write_replies,
 )
 
-from looplab import archive, keeping
-from looplab.experiment import load_experiment
-from looplab.git_lock import live_git_in
+from looplab.archive import keeping
+from looplab.archive import winners as archive
+from looplab.archive.git_lock import live_git_in
+from looplab.config import load_experiment
 from looplab.records import Evaluation, Outcome
 from looplab.store import Store
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from eval_helpers import FAST_MATMUL, matmul_experiment, private_dir
 
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment, load_experiment
-from looplab.protocol import read_results
+from looplab.config import Experiment, load_experiment
+from looplab.evaluation.evaluator import Evaluator
+from looplab.evaluation.protocol import read_results
 from looplab.records import Outcome
 
 

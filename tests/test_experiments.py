@@ -20,7 +20,7 @@ from experiment_helpers import (
     run_py,
 )
 
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
 
 LINEAR = EXPERIMENTS / "linear"
 ATTENTION = EXPERIMENTS / "attention"
@@ -350,10 +350,10 @@ def test_openevolve_example_has_one_evolve_block():
 
 
 def test_openevolve_example_loads_without_experiment_toml():
-    import looplab.experiment as experiment
+    import looplab.config as experiment
 
     if not hasattr(experiment, "openevolve_program"):
-        pytest.skip("looplab.experiment does not read OpenEvolve folders yet")
+        pytest.skip("looplab.config does not read OpenEvolve folders yet")
     exp = experiment.load_experiment(OPENEVOLVE)
     assert exp.baseline_path.name == "initial_program.py"
     assert exp.config.evaluate.evaluator == "evaluator.py"

@@ -1,6 +1,13 @@
 import pytest
 
-from looplab.extract import ExtractError, apply_edits, extract_candidate, next_ideas, normalize, source_hash
+from looplab.propose.extract import (
+    ExtractError,
+    apply_edits,
+    extract_candidate,
+    next_ideas,
+    normalize,
+    source_hash,
+)
 
 NAIVE = """void matmul(float* c, const float* a, const float* b, int n) {
     for (int i = 0; i < n; i++)

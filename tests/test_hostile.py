@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from eval_helpers import FAST_MATMUL, hostile_reply, matmul_experiment, private_dir
 
-from looplab import compiler_screen, sandbox
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment
-from looplab.judge import Verdict, judge
+from looplab.acceptance.judge import Verdict, judge
+from looplab.config import Experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import Outcome
+from looplab.sandbox import command as sandbox
+from looplab.screen import compiler as compiler_screen
 
 SECRET = "sk-hostile" + secrets.token_hex(12)
 MODES = ["bwrap", "rlimits"] if sandbox._bwrap_status()[0] else ["rlimits"]

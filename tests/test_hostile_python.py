@@ -22,13 +22,15 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab import harness, sandbox
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment, UserError, load_experiment
+from looplab import harness
+from looplab.acceptance.judge import Verdict, judge
+from looplab.config import Experiment, load_experiment
+from looplab.errors import UserError
+from looplab.evaluation.evaluator import Evaluator
 from looplab.harness.py.channel import CaseFailed, Timed
 from looplab.harness.py.supervisor import Harness, _results
-from looplab.judge import Verdict, judge
 from looplab.records import Outcome
+from looplab.sandbox import command as sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from plotly.offline import get_plotlyjs
 
-from looplab import runs
-from looplab.experiment import load_experiment
-from looplab.html_report import write_html_report
+from looplab.config import load_experiment
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
+from looplab.report import runs
+from looplab.report.html import write_html_report
 from looplab.store import Store
-from looplab.ui.readonly import ReadOnlyStore, open_readonly
+from looplab.store.readonly import ReadOnlyStore, open_readonly
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()

@@ -12,13 +12,14 @@ import pytest
 from eval_helpers import FAST_MATMUL, matmul_experiment, private_dir, speed_experiment
 
 from looplab.acceptance import Incumbent, Session
+from looplab.acceptance.calibrate import calibrate
+from looplab.acceptance.judge import Verdict, judge
 from looplab.acceptance.timing import TimingRule
-from looplab.calibrate import calibrate
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment, UserError
-from looplab.judge import Verdict, judge
+from looplab.config import Experiment
+from looplab.errors import UserError
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import Outcome
-from looplab.timing_lock import LOCK_ENV
+from looplab.sandbox.timing_lock import LOCK_ENV
 
 
 @pytest.fixture(scope="module")

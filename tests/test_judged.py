@@ -24,9 +24,9 @@ from judge_helpers import (
 from wire_servers import AnthropicServer, OpenAIServer
 
 from looplab.acceptance import pairwise
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment
-from looplab.judge import judge
+from looplab.acceptance.judge import judge
+from looplab.config import Experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.models import provider_from_spec
 from looplab.records import Outcome
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab.evaluate import Evaluator
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.filesets import pack
 
 EXP = Path(__file__).resolve().parent.parent / "experiments" / "extract_fields"

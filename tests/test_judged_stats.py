@@ -9,7 +9,7 @@ import random
 import pytest
 
 from looplab.acceptance.judged import _tail_at_least, decide, win_share_bounds
-from looplab.stats import Status, decision_confidence
+from looplab.acceptance.stats import Status, decision_confidence
 
 
 @pytest.mark.parametrize("wins, n", [(0, 5), (3, 5), (5, 5), (9, 10), (10, 10), (14, 20), (17, 20), (60, 100)])

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from looplab.experiment import Experiment, load_experiment
-from looplab.memory import build_memory, first_error_line, normalise, render_memory_md, write_memory
+from looplab.config import Experiment, load_experiment
+from looplab.propose.memory import build_memory, first_error_line, normalise, render_memory_md, write_memory
 from looplab.records import CaseResult, Decision, Evaluation, Outcome
 from looplab.store import Store
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models import local
 from looplab.models.base import ModelError, ModelProvider
 from looplab.models.local import LocalProvider, builtin_model_path, read_gguf_metadata

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models import RepliesExhausted, provider_from_spec
 from looplab.models.replay import write_replies
 from looplab.records import Message, Usage

@@ -9,15 +9,15 @@ import time
 import pytest
 from wire_servers import recording_policy
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models import ModelError, default_model_spec, provider_from_spec
 from looplab.models.anthropic_provider import AnthropicProvider
 from looplab.models.command import CommandProvider
 from looplab.models.openai_provider import OpenAIProvider
 from looplab.models.replay import ReplayProvider
 from looplab.models.retry import RetryPolicy, TransientError, call_with_retries, parse_retry_after
+from looplab.models.usage import estimate_cost
 from looplab.records import Usage
-from looplab.usage import estimate_cost
 
 # --- provider_from_spec ---
 

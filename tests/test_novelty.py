@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from looplab import novelty
-from looplab.novelty import NoveltyIndex, fingerprint, is_near, lex, shingles, similarity
 from looplab.records import Outcome
+from looplab.screen import novelty
+from looplab.screen.novelty import NoveltyIndex, fingerprint, is_near, lex, shingles, similarity
 
 BASE = """void matmul(float* c, const float* a, const float* b, int n) {
     for (int i = 0; i < n; i++)

@@ -1,7 +1,7 @@
 import random
 
-from looplab.experiment import SearchConfig
-from looplab.parents import SearchView, choose_plan
+from looplab.config import SearchConfig
+from looplab.propose.parents import SearchView, choose_plan
 from looplab.store import AttemptRow
 
 

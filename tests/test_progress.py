@@ -13,9 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from looplab.experiment import load_experiment
-from looplab.progress import LineProgress, RichProgress, duration, make_progress
+from looplab.config import load_experiment
 from looplab.records import Outcome, Usage
+from looplab.report.progress import LineProgress, RichProgress, duration, make_progress
 from looplab.store import AttemptRow, Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -126,7 +126,7 @@ def test_make_progress_plain_lines_for_pipes_and_files() -> None:
 
 
 SCRIPT = textwrap.dedent("""
-    from looplab.progress import make_progress
+    from looplab.report.progress import make_progress
     from looplab.records import Outcome, Usage
     from looplab.store import AttemptRow
     p = make_progress()

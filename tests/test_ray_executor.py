@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from looplab.evaluate import Evaluator
+from looplab.acceptance.judge import judge
+from looplab.config import Experiment, load_experiment
+from looplab.errors import UserError
+from looplab.evaluation.evaluator import Evaluator
 from looplab.executors import make_executor
 from looplab.executors.bundle import cache_root, pack
 from looplab.executors.resources import ResourcesConfig
 from looplab.executors.worker import evaluate_bundle
-from looplab.experiment import Experiment, UserError, load_experiment
-from looplab.judge import judge
 from looplab.records import Outcome
 
 pytestmark = pytest.mark.slow  # a real Ray cluster: about a minute on 2 cores
@@ -219,7 +220,7 @@ def test_a_short_search_runs_on_the_cluster(cluster, tmp_path: Path) -> None:
 
     from looplab.loop import RunOptions, run_search
     from looplab.models.replay import ReplayProvider
-    from looplab.progress import LineProgress
+    from looplab.report.progress import LineProgress
     from looplab.store import Store
 
     root = tmp_path / "matmul"

@@ -178,8 +178,8 @@ def test_no_repair_turn_is_asked_past_the_budget(tmp_path):
 
 
 def test_the_baseline_with_more_include_lines_is_a_duplicate_of_it():
-    from looplab.novelty import NoveltyIndex
     from looplab.records import Outcome
+    from looplab.screen.novelty import NoveltyIndex
 
     index = NoveltyIndex("c", 0.95)
     index.record(0, NAIVE, Outcome.BASELINE)

@@ -1,4 +1,4 @@
-"""The reply grammar (looplab/reply_grammar.py): llama.cpp reads it for every shipped target, and the
+"""The reply grammar (looplab/propose/reply_grammar.py): llama.cpp reads it for every shipped target, and the
 built-in model (SmolLM2-135M in a real llama.cpp worker) decoding under it always gives a reply that
 extract.py reads — the shape only: whether the code compiles is the evaluator's business."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from looplab.experiment import load_experiment
-from looplab.extract import ExtractError, extract_candidate
-from looplab.prompt import PromptContext, render_prompt
-from looplab.reply_grammar import definition_line, gbnf, reply_shape
+from looplab.config import load_experiment
+from looplab.propose.extract import ExtractError, extract_candidate
+from looplab.propose.prompt import PromptContext, render_prompt
+from looplab.propose.reply_grammar import definition_line, gbnf, reply_shape
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 SHIPPED = sorted(p.parent.name for p in EXPERIMENTS.glob("*/experiment.toml"))
@@ -73,8 +73,8 @@ def test_ten_of_ten_replies_of_the_built_in_model_extract():
 
 def test_the_local_provider_samples_at_0_8_unless_told_and_sends_the_grammar():
     from looplab.models.local import worker_request
+    from looplab.propose.reply_grammar import ReplyShape
     from looplab.records import Message
-    from looplab.reply_grammar import ReplyShape
 
     ask = [Message("user", "go")]
     default = worker_request(ask, temperature=None, max_tokens=None, stop=None, shape=None)
@@ -86,7 +86,7 @@ def test_the_local_provider_samples_at_0_8_unless_told_and_sends_the_grammar():
 def test_a_helper_may_take_any_name_but_the_targets():
     import re
 
-    from looplab.reply_grammar import _other_name
+    from looplab.propose.reply_grammar import _other_name
 
     rule = _other_name("linear")
     as_regex = re.compile(re.sub(r'"([^"]*)"', lambda m: re.escape(m.group(1)), rule).replace(" ", ""))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
 from looplab.records import CaseResult, Decision, Evaluation, Outcome, Usage
-from looplab.report import render_scores_md, scores_dict, status_dict, write_all, write_scores
+from looplab.report.scores import render_scores_md, scores_dict, status_dict, write_all, write_scores
 from looplab.store import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"

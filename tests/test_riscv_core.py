@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab.check import evaluate_file
+from looplab.acceptance.judge import judge
+from looplab.config import Experiment, load_experiment
+from looplab.evaluation.check import evaluate_file
 from looplab.executors import make_executor
-from looplab.experiment import Experiment, load_experiment
-from looplab.judge import judge
 from looplab.records import Outcome
-from looplab.screen import screen
+from looplab.screen.policy import screen
 
 ROOT = Path(__file__).resolve().parent.parent
 EXP = ROOT / "experiments" / "rv32i_ice40"

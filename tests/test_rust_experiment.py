@@ -22,8 +22,8 @@ import pytest
 from eval_helpers import private_dir
 
 from looplab import filesets
-from looplab.check import evaluate_file
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
+from looplab.evaluation.check import evaluate_file
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "rust_sort"
 FILES = ["src/lib.rs", "src/sort.rs"]

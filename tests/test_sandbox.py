@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab import sandbox
-from looplab.experiment import LimitsConfig, UserError
-from looplab.sandbox import protection, run_sandboxed, scrub_secrets
-from looplab.timing_lock import timing_cpu
+from looplab.config import LimitsConfig
+from looplab.errors import UserError
+from looplab.sandbox import command as sandbox
+from looplab.sandbox.command import protection, run_sandboxed, scrub_secrets
+from looplab.sandbox.timing_lock import timing_cpu
 
 ROOT = os.geteuid() == 0
 HAVE_BWRAP = sandbox._bwrap_status()[0]

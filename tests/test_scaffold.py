@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from experiment_helpers import build_c, cli_ready, looplab_eval, run_c, run_py
 
-from looplab.experiment import UserError, load_experiment
+from looplab.config import load_experiment
+from looplab.errors import UserError
 from looplab.scaffold import scaffold
 
 
@@ -126,8 +127,8 @@ def test_looplab_new_command_creates_the_experiment(tmp_path):
 @pytest.mark.parametrize("kind", ["score", "files"])
 def test_new_scaffolds_a_score_and_a_files_experiment_that_run(tmp_path: Path, kind: str) -> None:
     from looplab import filesets
-    from looplab.check import evaluate_file
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
+    from looplab.evaluation.check import evaluate_file
     from looplab.scaffold import scaffold
 
     parent = tmp_path / "p"

@@ -1,8 +1,8 @@
 import pytest
 
-from looplab.experiment import ScreenConfig
+from looplab.config import ScreenConfig
 from looplab.records import Outcome
-from looplab.screen import screen
+from looplab.screen.policy import screen
 
 POLICY = ScreenConfig(allowed_includes=["string.h", "math.h"], forbidden_identifiers=["malloc"], max_bytes=2000)
 OK_C = "#include <math.h>\nvoid f(float* x, int n) { for (int i = 0; i < n; i++) x[i] = sqrtf(x[i]); }\n"
@@ -86,7 +86,7 @@ def test_asm_is_refused_unless_the_experiment_allows_it():
 
 
 def test_splices_and_digraphs_keep_line_numbers_and_strings_stay():
-    from looplab.screen import normalise_c
+    from looplab.screen.policy import normalise_c
     assert normalise_c("a\\\nb\nc") == "ab\n\nc"
     assert normalise_c('%:define X "??="\n') == '#define X "#"\n'
 

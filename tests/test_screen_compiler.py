@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from eval_helpers import private_dir
 
-from looplab import compiler_screen, object_screen
-from looplab.build import Build
-from looplab.evaluate import Evaluator
-from looplab.experiment import Experiment, ScreenConfig, UserError, load_experiment
+from looplab.config import Experiment, ScreenConfig, load_experiment
+from looplab.errors import UserError
+from looplab.evaluation.build import Build
+from looplab.evaluation.evaluator import Evaluator
 from looplab.records import Outcome
+from looplab.screen import compiler as compiler_screen
+from looplab.screen import objects as object_screen
 
 TOML_SECRET = "TOMLSECRET7f3a"  # in experiment.toml: must never come back in a reason or a log
 HARNESS_SECRET = "HARNESSSECRET51c"  # in the harness source, on a line gcc -Wall warns about

@@ -103,10 +103,10 @@ def test_a_fault_of_the_machinery_is_recorded_as_infra_error_and_stops_the_run(e
     import asyncio
 
     from looplab import loop
-    from looplab.experiment import load_experiment
+    from looplab.config import load_experiment
     from looplab.loop import RunOptions, run_search
     from looplab.models import provider_from_spec
-    from looplab.progress import LineProgress
+    from looplab.report.progress import LineProgress
 
     async def broken_judge(*args, **kwargs):
         raise OSError("disk vanished")

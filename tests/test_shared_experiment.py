@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from postgres_server import PostgresServer, find_or_install
 
-from looplab.experiment import Experiment, load_experiment
+from looplab.config import Experiment, load_experiment
 from looplab.records import CaseResult, Evaluation, Outcome
 from looplab.store import open_store
 
@@ -33,7 +33,7 @@ LOOPS, ATTEMPTS = 3, 8
 LOOP = """
 import json, random, sys, time
 from looplab import archive
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
 from looplab.records import Outcome
 from looplab.store import open_store
 

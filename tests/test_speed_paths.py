@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from looplab import report, sandbox, sandbox_mounts
 from looplab.acceptance import paired
-from looplab.evaluate import Evaluator
-from looplab.experiment import load_experiment
+from looplab.config import load_experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.loop import RunOptions, run_search
 from looplab.models import provider_from_spec
 from looplab.records import CaseResult, Evaluation, Outcome, Usage
+from looplab.report import scores as report
+from looplab.sandbox import command as sandbox
+from looplab.sandbox import mounts as sandbox_mounts
 from looplab.store import Store
 
 PROGRAM = '''

@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from looplab.records import CaseComparison, CaseResult
-from looplab.stats import (
+from looplab.acceptance.stats import (
     aggregate_metric,
     compare_case,
     decide_speedup,
@@ -20,6 +19,7 @@ from looplab.stats import (
     t_cdf,
     t_quantile,
 )
+from looplab.records import CaseComparison, CaseResult
 
 
 @pytest.mark.parametrize("p, df, expected", [

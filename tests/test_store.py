@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
-from looplab.store import MIGRATIONS, SILENT_S, Store
+from looplab.store import Store
+from looplab.store.loops import SILENT_S
+from looplab.store.schema import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 

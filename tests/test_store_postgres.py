@@ -16,12 +16,14 @@ import pytest
 from postgres_server import PostgresServer, find_or_install
 from test_store import silent_loop_scenario
 
-from looplab.experiment import Experiment, UserError, load_experiment
+from looplab.config import Experiment, load_experiment
+from looplab.errors import UserError
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
-from looplab.store import MIGRATIONS, Store, open_store
+from looplab.store import Store, open_store
+from looplab.store.schema import MIGRATIONS
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (fix: pip install 'looplab[postgres]')")
-from looplab.store_postgres import PostgresStore, redact, schema_name  # noqa: E402
+from looplab.store.postgres import PostgresStore, redact, schema_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +161,7 @@ def _python(code: str, *args: str) -> subprocess.Popen:
 def test_mark_interrupted_spares_live_loops_and_other_hosts(pg: PostgresStore, pg_url: str) -> None:
     code = """
         import sys, time
-        from looplab.store_postgres import PostgresStore
+        from looplab.store.postgres import PostgresStore
         s = PostgresStore(sys.argv[1], schema=sys.argv[2])
         print(s.begin_attempt(model="loop"), flush=True)
         time.sleep(120)
@@ -228,7 +230,7 @@ def _experiment(tmp_path: Path) -> Experiment:
 def test_acceptance_lock_is_released_when_its_holder_is_killed(pg: PostgresStore, pg_url: str) -> None:
     proc = _python("""
         import sys, time
-        from looplab.store_postgres import PostgresStore
+        from looplab.store.postgres import PostgresStore
         s = PostgresStore(sys.argv[1], schema=sys.argv[2])
         with s.acceptance_lock():
             print("held", flush=True)
@@ -252,8 +254,8 @@ def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp
 
     from test_ui_browser import Server, get
 
+    from looplab.store.readonly import open_readonly
     from looplab.ui import create_app
-    from looplab.ui.readonly import open_readonly
 
     shutil.copytree(ROOT / "tests" / "fixtures" / "matmul", tmp_path / "matmul")
     toml = tmp_path / "matmul" / "experiment.toml"
@@ -286,7 +288,7 @@ def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp
 
 
 def test_a_server_that_drops_the_connection_is_a_store_error_not_a_traceback(pg: PostgresStore, pg_url: str) -> None:
-    from looplab.store_faults import StoreError
+    from looplab.store.faults import StoreError
 
     pg.begin_attempt(model="m")
     with psycopg.connect(pg_url, autocommit=True) as admin:

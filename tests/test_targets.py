@@ -13,10 +13,11 @@ import pytest
 from eval_helpers import private_dir
 
 from looplab import filesets
-from looplab.check import evaluate_file
-from looplab.experiment import UserError, load_experiment
-from looplab.extract import ExtractError, extract_candidate
-from looplab.prompt import PromptContext, render_prompt
+from looplab.config import load_experiment
+from looplab.errors import UserError
+from looplab.evaluation.check import evaluate_file
+from looplab.propose.extract import ExtractError, extract_candidate
+from looplab.propose.prompt import PromptContext, render_prompt
 
 SHELL_PROGRAM = """#!/bin/sh
 # Prints a number; the harness scores it (closer to 100 is better).

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from looplab.experiment import UserError, load_experiment
-from looplab.html_report import write_html_report
+from looplab.config import load_experiment
+from looplab.errors import UserError
 from looplab.records import Outcome
+from looplab.report.html import write_html_report
 from looplab.store import Store
 from looplab.ui import create_app
 from looplab.ui.server import find_experiments, host_warning, serve

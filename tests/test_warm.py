@@ -1,4 +1,4 @@
-"""Warm sandboxes (looplab/warm.py): a host started once forks a fresh child per evaluation.
+"""Warm sandboxes (looplab/sandbox/warm.py): a host started once forks a fresh child per evaluation.
 
 Real bubblewrap, real processes, real evaluator files: a warm evaluation scores what a cold one scores;
 nothing a child does (files anywhere it can write, processes that left its group, System V IPC,
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from looplab import sandbox, warm
-from looplab.evaluate import Evaluator
-from looplab.experiment import LimitsConfig, load_experiment
+from looplab.config import LimitsConfig, load_experiment
+from looplab.evaluation.evaluator import Evaluator
+from looplab.sandbox import command as sandbox
+from looplab.sandbox import warm
 
 pytestmark = pytest.mark.skipif(not (os.geteuid() == 0 and sandbox._bwrap_status()[0]),
                                 reason="warm hosts need bubblewrap and root (throw-away uids)")

@@ -7,7 +7,7 @@
 
 Every rule reports a Session: where the comparison stands (Status), and its estimate and interval as
 a factor ("x1.12" = 12% better, > 1 is better) so that records, SCORES and memory read the same for
-every objective. looplab/judge.py runs one flow over any rule: validate → session → confirm → holdout.
+every objective. looplab/acceptance/judge.py runs one flow over any rule: validate → session → confirm → holdout.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from looplab.acceptance.stats import Status
 from looplab.records import CaseComparison, CaseResult, Evaluation
-from looplab.stats import Status
 
 
 class Rule(StrEnum):
@@ -94,7 +94,7 @@ class AcceptanceRule(Protocol):
 
 def objective_value(objective, cases: dict[str, CaseResult], names: list[str]) -> float | None:
     """One number for a candidate's cases: the geometric mean of times, or the mean of a score."""
-    from looplab.stats import aggregate_metric
+    from looplab.acceptance.stats import aggregate_metric
 
     return aggregate_metric(cases, names, metric=objective.metric, geometric=objective.is_time)
 

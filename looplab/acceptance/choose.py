@@ -7,7 +7,8 @@ from looplab.acceptance.deterministic_score import DeterministicScoreRule
 from looplab.acceptance.noisy_score import NoisyScoreRule
 from looplab.acceptance.scores import values_of
 from looplab.acceptance.timing import TimingRule
-from looplab.experiment import Experiment, UserError
+from looplab.config import Experiment
+from looplab.errors import UserError
 from looplab.records import Evaluation
 
 

@@ -12,9 +12,9 @@ import math
 import statistics
 
 from looplab.acceptance import Incumbent, Rule, Session, scores
-from looplab.experiment import ObjectiveConfig
+from looplab.acceptance.stats import difference_decision
+from looplab.config import ObjectiveConfig
 from looplab.records import CaseComparison, Evaluation
-from looplab.stats import difference_decision
 
 
 class DeterministicScoreRule:

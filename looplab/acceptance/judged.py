@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from looplab.acceptance import Incumbent, Rule, Session
 from looplab.acceptance.pairwise import Comparison, JudgeError, PairJudge
-from looplab.experiment import ObjectiveConfig
+from looplab.acceptance.stats import Status, decision_confidence, look_points
+from looplab.config import ObjectiveConfig
 from looplab.records import CaseComparison, CaseResult, Evaluation, Outcome
-from looplab.stats import Status, decision_confidence, look_points
 
 
 @dataclass
@@ -243,8 +243,8 @@ async def calibrate(rule: JudgedRule, source: str, incumbent: Incumbent, cases: 
     whole rule (sessions, looks, confirmation). Any win is false here: the false-acceptance rate counts the
     trials accepted, the false-win rate the comparisons the same program won against itself; the
     order-flip rate is the share of judged comparisons whose verdict changed with the order."""
-    from looplab.experiment import UserError
-    from looplab.judge import confirmed_session
+    from looplab.acceptance.judge import confirmed_session
+    from looplab.errors import UserError
 
     tally = rule.judge.tally
     calls, usage, failed, unreadable = tally.calls, tally.usage, tally.failed_calls, tally.unreadable

@@ -10,9 +10,9 @@ from __future__ import annotations
 import statistics
 
 from looplab.acceptance import Incumbent, Rule, Session, paired, scores
-from looplab.experiment import ObjectiveConfig
+from looplab.acceptance.stats import decision_confidence, difference_decision, look_points
+from looplab.config import ObjectiveConfig
 from looplab.records import CaseComparison, Evaluation
-from looplab.stats import decision_confidence, difference_decision, look_points
 
 
 class NoisyScoreRule:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from looplab.acceptance import Session
+from looplab.acceptance.stats import Status, decision_confidence
 from looplab.records import Evaluation
-from looplab.stats import Status, decision_confidence
-from looplab.timing_lock import timing_cpu, timing_lock
+from looplab.sandbox.timing_lock import timing_cpu, timing_lock
 
 # (candidate series, incumbent series, decision confidence) -> (status, estimate, low, high)
 Decide = Callable[[list[float], list[float], float], tuple[Status, float, float, float]]

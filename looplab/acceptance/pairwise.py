@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 from looplab.acceptance import judge_prompt
 from looplab.acceptance.judge_prompt import Answer
-from looplab.experiment import Experiment, JudgeConfig, UserError
+from looplab.config import Experiment, JudgeConfig
+from looplab.errors import UserError
 from looplab.models.base import ModelError, ModelProvider
 from looplab.records import Usage
 
@@ -216,7 +217,7 @@ def build(experiment: Experiment, *, model: str | None = None, base_url: str | N
     """The judge a judged experiment names: flags first, then [judge] in experiment.toml."""
     from looplab.models import provider_from_spec
     from looplab.models.priced import PricedProvider
-    from looplab.usage import parse_price
+    from looplab.models.usage import parse_price
 
     cfg = experiment.config.judge
     spec = model or cfg.model

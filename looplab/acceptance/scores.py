@@ -6,9 +6,9 @@ import math
 import statistics
 
 from looplab.acceptance import Session
-from looplab.experiment import ObjectiveConfig
+from looplab.acceptance.stats import case_value, difference_decision
+from looplab.config import ObjectiveConfig
 from looplab.records import CaseComparison, Evaluation
-from looplab.stats import case_value, difference_decision
 
 
 def values_of(ev: Evaluation, metric: str) -> dict[str, list[float]]:

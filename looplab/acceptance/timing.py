@@ -11,9 +11,7 @@ from __future__ import annotations
 import statistics
 
 from looplab.acceptance import Incumbent, Rule, Session, paired
-from looplab.experiment import ObjectiveConfig
-from looplab.records import CaseComparison, Evaluation
-from looplab.stats import (
+from looplab.acceptance.stats import (
     compare_case,
     decision_confidence,
     format_speedup,
@@ -22,6 +20,8 @@ from looplab.stats import (
     look_points,
     paired_decision,
 )
+from looplab.config import ObjectiveConfig
+from looplab.records import CaseComparison, Evaluation
 
 
 def run_samples(ev: Evaluation) -> dict[str, list[float]]:

@@ -36,8 +36,8 @@ class PeerFolder:
 def detect(root: Path) -> PeerFolder | None:
     """The peer folder at root, or None when it has neither shape. OpenEvolve's shape wins over Shinka's."""
     from looplab.compat import openevolve, shinka
-    from looplab.experiment import UserError
-    from looplab.extract import BLOCK_START
+    from looplab.errors import UserError
+    from looplab.propose.extract import BLOCK_START
 
     if openevolve.program(root) is not None:
         peer = openevolve.read(root)
@@ -109,7 +109,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML settings file as a dict; a malformed one is a user error naming the file."""
     import yaml
 
-    from looplab.experiment import UserError
+    from looplab.errors import UserError
 
     try:
         data = yaml.safe_load(path.read_text())

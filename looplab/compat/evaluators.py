@@ -11,9 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from looplab.build import private_paths
 from looplab.compat import calls
-from looplab.experiment import EvaluateConfig, Experiment
+from looplab.config import EvaluateConfig, Experiment
+from looplab.evaluation.build import private_paths
 
 RUNNERS = Path(__file__).parent / "runners"
 STANDINS = Path(__file__).parent / "standins"

@@ -1,6 +1,6 @@
-"""Where evaluations run. An executor is anything that evaluates like looplab.evaluate.Evaluator:
+"""Where evaluations run. An executor is anything that evaluates like looplab.evaluation.evaluator.Evaluator:
 
-    local   this machine (looplab.evaluate.Evaluator itself; the default)
+    local   this machine (looplab.evaluation.evaluator.Evaluator itself; the default)
     ray     a Ray cluster (looplab.executors.ray.RayExecutor; pip install 'looplab[ray]')
 
 judge() only calls build() and evaluate() and reads direction, search_cases and holdout_cases,
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from looplab.experiment import Experiment
+    from looplab.config import Experiment
     from looplab.records import Evaluation
 
 EXECUTORS = ("local", "ray")
@@ -38,10 +38,10 @@ class Executor(Protocol):
 
 def make_executor(experiment: Experiment, name: str = "local", *, ray_address: str | None = None) -> Executor:
     """The executor `--executor NAME [--ray-address ADDR]` asks for."""
-    from looplab.experiment import UserError
+    from looplab.errors import UserError
 
     if name == "local":
-        from looplab.evaluate import Evaluator
+        from looplab.evaluation.evaluator import Evaluator
 
         return Evaluator(experiment)
     if name == "ray":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 
 MAX_BUNDLE_BYTES = 256 << 20  # beyond this, data belongs on storage every node mounts
 KEEP_UNUSED_S = 24 * 3600  # a worker drops unpacked experiments (and their builds) unused this long

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from looplab import __version__
-from looplab.evaluate import Evaluator
+from looplab.config import Experiment
+from looplab.errors import UserError
+from looplab.evaluation.evaluator import Evaluator
 from looplab.executors.bundle import pack
 from looplab.executors.resources import ResourcesConfig
 from looplab.executors.worker import WorkerResult, evaluate_bundle
-from looplab.experiment import Experiment, UserError
 from looplab.records import Evaluation, Outcome
 
 try:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from looplab import __version__
-from looplab.evaluate import Evaluator
+from looplab.config import load_experiment
+from looplab.evaluation.evaluator import Evaluator
 from looplab.executors.bundle import cache_root, unpack
-from looplab.experiment import load_experiment
 from looplab.records import Evaluation
-from looplab.timing_lock import timing_cpu, timing_lock
+from looplab.sandbox.timing_lock import timing_cpu, timing_lock
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
 from looplab.models.retry import RetryPolicy
 

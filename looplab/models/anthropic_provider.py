@@ -10,8 +10,8 @@ import anthropic
 
 from looplab.models.base import ModelError
 from looplab.models.retry import RetryPolicy, call_with_retries, classify_http_error
+from looplab.models.usage import estimate_cost
 from looplab.records import Message, Reply, Usage
-from looplab.usage import estimate_cost
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_MAX_TOKENS = 8192  # the API requires max_tokens; every current model allows at least this

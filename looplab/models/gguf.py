@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 
 
 def one_line(text: object) -> str:

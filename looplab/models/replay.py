@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 from looplab.models.base import NoRepair, RepliesExhausted
 from looplab.records import Message, Reply, Usage
 

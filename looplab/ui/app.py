@@ -25,10 +25,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from looplab.experiment import Experiment, UserError, load_experiment
+from looplab.config import Experiment, load_experiment
+from looplab.errors import UserError
 from looplab.store import Store
+from looplab.store.readonly import open_readonly
 from looplab.ui import render
-from looplab.ui.readonly import open_readonly
 from looplab.ui.views import View, build_view, summary
 
 POLL_S = 0.5  # how often each open page's event stream looks for new attempts

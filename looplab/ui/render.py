@@ -15,7 +15,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from looplab import repair, runs
+from looplab.propose import repair
+from looplab.report import runs
 from looplab.store import AttemptRow
 from looplab.ui import charts, templates
 from looplab.ui.views import (
@@ -113,7 +114,7 @@ def _run_files(view: View, row: AttemptRow) -> list[dict[str, Any]]:
     exp = view.experiment
     folder = runs.attempt_dir(exp, row.id)
     files = []
-    turns = max(1, len(row.details.get("turns") or []))  # repair turns (looplab/repair.py) each left their files
+    turns = max(1, len(row.details.get("turns") or []))  # repair turns (looplab/propose/repair.py) each left their files
     trail = [(name, title, exp.language if name.startswith("candidate") else None)
              for turn in range(1, turns + 1) for name, title in repair.turn_files(turn, exp.ext)]
     for name, title, language in [*trail, ("result.json", "Result", "json")]:

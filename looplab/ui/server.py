@@ -7,7 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
-from looplab.experiment import UserError
+from looplab.errors import UserError
 
 EXPERIMENTS_DIR = "experiments"
 
@@ -46,8 +46,8 @@ def find_experiments(dirs: list[Path], cwd: Path | None = None) -> list[Path]:
 
 def _check_store(dirs: list[Path], store: str | None) -> None:
     """A store URL that is wrong or a server that is down fails now, as one line, not on every page."""
-    from looplab.experiment import load_experiment
-    from looplab.ui.readonly import open_readonly
+    from looplab.config import load_experiment
+    from looplab.store.readonly import open_readonly
 
     for d in dirs:
         opened = open_readonly(load_experiment(d), store)

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from looplab.experiment import Experiment
-from looplab.memory import build_memory
+from looplab.config import Experiment
+from looplab.propose.memory import build_memory
 from looplab.records import CaseResult, Outcome, Usage
 from looplab.store import AttemptRow, Store
 

@@ -1,0 +1,1 @@
+"""Keeping winners: incumbent file, winners/ and git commits, as one recorded transaction."""

@@ -1,0 +1,1 @@
+"""What a run shows: SCORES.*, report.html, runs/<attempt>/, the live progress and the closing lines."""
