@@ -225,8 +225,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_seed(args: argparse.Namespace) -> int:
     from looplab.archive.winners import find_winner, read_winner, reset_live_state
     from looplab.config import load_experiment
+    from looplab.evaluation.baseline import ensure_baseline
     from looplab.evaluation.evaluator import Evaluator
-    from looplab.loop import ensure_baseline
     from looplab.report.scores import write_all
     from looplab.store import open_store
 
@@ -261,7 +261,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from looplab.config import load_experiment
-    from looplab.evaluation.check import evaluate_file
+    from looplab.evaluation.assess import evaluate_file
 
     experiment = load_experiment(args.experiment)
     source = _candidate_source(experiment, args.candidate)
@@ -307,8 +307,8 @@ def _candidate_source(experiment, path: Path) -> str:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from looplab.acceptance.calibrate import calibrate
     from looplab.config import load_experiment
+    from looplab.evaluation.baseline import ensure_baseline
     from looplab.evaluation.evaluator import Evaluator
-    from looplab.loop import ensure_baseline
     from looplab.store import open_store
 
     experiment = load_experiment(args.experiment)

@@ -19,7 +19,7 @@ from looplab.acceptance.judge import confirmed_session, judge
 from looplab.acceptance.noisy_score import NoisyScoreRule
 from looplab.acceptance.stats import Status
 from looplab.config import Experiment
-from looplab.evaluation.check import evaluate_file
+from looplab.evaluation.assess import evaluate_file
 from looplab.evaluation.evaluator import Evaluator
 from looplab.records import CaseResult, Evaluation, Outcome
 

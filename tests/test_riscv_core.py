@@ -25,7 +25,7 @@ from eval_helpers import private_dir
 
 from looplab.acceptance.judge import judge
 from looplab.config import Experiment, load_experiment
-from looplab.evaluation.check import evaluate_file
+from looplab.evaluation.assess import evaluate_file
 from looplab.executors import make_executor
 from looplab.records import Outcome
 from looplab.screen.policy import screen

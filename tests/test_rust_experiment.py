@@ -23,7 +23,7 @@ from eval_helpers import private_dir
 
 from looplab import filesets
 from looplab.config import Experiment, load_experiment
-from looplab.evaluation.check import evaluate_file
+from looplab.evaluation.assess import evaluate_file
 
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "rust_sort"
 FILES = ["src/lib.rs", "src/sort.rs"]

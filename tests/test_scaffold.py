@@ -128,7 +128,7 @@ def test_looplab_new_command_creates_the_experiment(tmp_path):
 def test_new_scaffolds_a_score_and_a_files_experiment_that_run(tmp_path: Path, kind: str) -> None:
     from looplab import filesets
     from looplab.config import load_experiment
-    from looplab.evaluation.check import evaluate_file
+    from looplab.evaluation.assess import evaluate_file
     from looplab.scaffold import scaffold
 
     parent = tmp_path / "p"

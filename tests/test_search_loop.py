@@ -102,8 +102,8 @@ def test_budget_stops_the_run_and_workers_spend_no_more_than_one_worker(exp, tmp
 def test_a_fault_of_the_machinery_is_recorded_as_infra_error_and_stops_the_run(exp, tmp_path, monkeypatch):
     import asyncio
 
-    from looplab import loop
     from looplab.config import load_experiment
+    from looplab.evaluation import assess
     from looplab.loop import RunOptions, run_search
     from looplab.models import provider_from_spec
     from looplab.report.progress import LineProgress
@@ -116,7 +116,7 @@ def test_a_fault_of_the_machinery_is_recorded_as_infra_error_and_stops_the_run(e
     experiment = load_experiment(exp)
     # The baseline is measured by the real evaluator first; the fault hits the attempts.
     asyncio.run(run_search(experiment, provider_from_spec(f"replay:{path}"), RunOptions(loop=0), LineProgress()))
-    monkeypatch.setattr(loop, "judge", broken_judge)
+    monkeypatch.setattr(assess, "judge", broken_judge)
     summary = asyncio.run(run_search(experiment, provider_from_spec(f"replay:{path}"),
                                      RunOptions(loop=10, max_model_errors=3), LineProgress()))
     assert "3 attempts in a row failed outside the candidate" in summary.stopped_because

@@ -15,7 +15,7 @@ from eval_helpers import private_dir
 from looplab import filesets
 from looplab.config import load_experiment
 from looplab.errors import UserError
-from looplab.evaluation.check import evaluate_file
+from looplab.evaluation.assess import evaluate_file
 from looplab.propose.extract import ExtractError, extract_candidate
 from looplab.propose.prompt import PromptContext, render_prompt
 

@@ -9,18 +9,14 @@ from looplab.config import Experiment
 from looplab.propose import memory
 from looplab.propose.parents import Plan, SearchView
 from looplab.propose.prompt import Failure, Parent, PromptContext
-from looplab.records import CaseResult, Outcome
+from looplab.records import FAILURES, CaseResult, times_better
 from looplab.screen.novelty import VALID as NOVELTY_VALID
 from looplab.screen.novelty import NoveltyIndex
 from looplab.store import AttemptRow, Store
 
-FAILURES = [Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
-            Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.SLOWER, Outcome.DUPLICATE]
 
-
-def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
-    incumbent = store.incumbent()
-    assert incumbent is not None
+def search_view(store: Store, experiment: Experiment, incumbent: AttemptRow, mem: dict) -> SearchView:
+    """What parent selection sees, around the incumbent snapshot the whole attempt works from."""
     newest = store.attempts(limit=1, newest_first=True)
     since = max(0, newest[0].id - incumbent.id) if newest else 0  # attempts begun since the last acceptance
     return SearchView(incumbent, specialists(store, experiment, incumbent),
@@ -30,7 +26,7 @@ def search_view(store: Store, experiment: Experiment, mem: dict) -> SearchView:
 def prompt_context(store: Store, experiment: Experiment, incumbent: AttemptRow, plan: Plan,
                    mem: dict) -> PromptContext:
     cfg = experiment.config.prompt
-    recent = store.attempts(outcomes=FAILURES, limit=cfg.failures_shown, newest_first=True)
+    recent = store.attempts(outcomes=list(FAILURES), limit=cfg.failures_shown, newest_first=True)
     memory_md = memory.render_memory_md(mem, cfg.memory_chars)
     return PromptContext(
         incumbent=incumbent.source or "",
@@ -143,9 +139,7 @@ def novelty_index(store: Store, experiment: Experiment) -> NoveltyIndex:
 
 def speedup_label(store: Store, experiment: Experiment, incumbent: AttemptRow) -> str:
     baseline = store.baseline()
-    if baseline is None or incumbent.id == 0 or not baseline.metric or not incumbent.metric:
+    if baseline is None or incumbent.id == 0:
         return ""
-    ratio = baseline.metric / incumbent.metric
-    if experiment.config.objective.direction == "maximize":
-        ratio = 1 / ratio
-    return f"x{ratio:.2f}"
+    ratio = times_better(baseline.metric, incumbent.metric, experiment.config.objective.direction)
+    return "" if ratio is None else f"x{ratio:.2f}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from looplab.config import SearchConfig
@@ -24,9 +25,19 @@ class SearchView:
     since_acceptance: int  # finished attempts since the incumbent was accepted
 
 
+
+class PlanKind(StrEnum):
+    """Which code an attempt starts from; also the names of `[search] mix` weights."""
+
+    BEST = "best"  # the incumbent alone
+    SPECIALIST = "specialist"  # a candidate that is best on some case
+    CROSSOVER = "crossover"  # two candidates to combine
+    EXPLORE = "explore"  # something structurally different
+
+
 @dataclass
 class Plan:
-    kind: str  # "best" | "specialist" | "crossover" | "explore"
+    kind: PlanKind
     parents: list[AttemptRow] = field(default_factory=list)  # extra code shown beside the incumbent
     direction: str = ""  # the instruction this strategy adds to the prompt
 
@@ -48,41 +59,41 @@ def _best_cases(row: AttemptRow) -> str:
 
 
 class Best:
-    name = "best"
+    name = PlanKind.BEST
 
     def plan(self, view: SearchView, rng: random.Random) -> Plan | None:
-        return Plan("best")
+        return Plan(PlanKind.BEST)
 
 
 class Specialist:
-    name = "specialist"
+    name = PlanKind.SPECIALIST
 
     def plan(self, view: SearchView, rng: random.Random) -> Plan | None:
         if not view.specialists:
             return None
         s = rng.choice(view.specialists)
-        return Plan("specialist", [s], f"develop attempt {s.id}, the fastest on {_best_cases(s)}: keep its "
+        return Plan(PlanKind.SPECIALIST, [s], f"develop attempt {s.id}, the fastest on {_best_cases(s)}: keep its "
                     "strength there and make it fast on every case")
 
 
 class Crossover:
-    name = "crossover"
+    name = PlanKind.CROSSOVER
 
     def plan(self, view: SearchView, rng: random.Random) -> Plan | None:
         if len(view.specialists) < 2:
             return None
         a, b = rng.sample(view.specialists, 2)
-        return Plan("crossover", [a, b], f"combine the strengths of attempt {a.id} (fastest on {_best_cases(a)}) "
+        return Plan(PlanKind.CROSSOVER, [a, b], f"combine the strengths of attempt {a.id} (fastest on {_best_cases(a)}) "
                     f"and attempt {b.id} (fastest on {_best_cases(b)}) into one implementation")
 
 
 class Explore:
-    name = "explore"
+    name = PlanKind.EXPLORE
 
     def plan(self, view: SearchView, rng: random.Random) -> Plan | None:
         idea = rng.choice(view.unexplored) if view.unexplored else ""
         what = f" built around this untried idea: {idea}" if idea else ""
-        return Plan("explore", [], "try a structurally different approach" + what +
+        return Plan(PlanKind.EXPLORE, [], "try a structurally different approach" + what +
                     " (not a small tweak of the current best)")
 
 
@@ -97,7 +108,7 @@ def choose_plan(view: SearchView, config: SearchConfig, rng: random.Random) -> P
     plans = [(w, p) for name, w in weights.items() if w > 0
              for p in [SELECTORS[name].plan(view, rng)] if p is not None]
     if not plans:
-        return Plan("best")
+        return Plan(PlanKind.BEST)
     total = sum(w for w, _ in plans)
     pick = rng.uniform(0, total)
     for w, p in plans:
