@@ -36,6 +36,36 @@ class Outcome(StrEnum):
     def is_winner(self) -> bool:
         return self in (Outcome.ACCEPTED, Outcome.SPECIALIST, Outcome.BASELINE)
 
+    @property
+    def is_failure(self) -> bool:
+        """The attempt failed in a way that says something about its candidate (FAILURES)."""
+        return self in FAILURES
+
+    @property
+    def was_tried(self) -> bool:
+        """The candidate got to run far enough to count as an idea explored (not NOT_TRIED)."""
+        return self not in NOT_TRIED
+
+
+# The failures, grouped as the closing lines describe them: the candidate built and ran, and the evaluator
+# judged it; it never ran; or it repeated an earlier program.
+RAN_AND_FAILED = (Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT, Outcome.CRASH, Outcome.TIMEOUT)
+NEVER_RAN = (Outcome.EXTRACT_ERROR, Outcome.SCREEN_REJECTED, Outcome.COMPILE_ERROR)
+# Outcomes that say something about the candidate; model/infra errors and interruptions do not.
+FAILURES = RAN_AND_FAILED + NEVER_RAN + (Outcome.DUPLICATE,)
+# Not evidence that an idea was explored: the candidate never got to run.
+NOT_TRIED = (Outcome.BASELINE, Outcome.MODEL_ERROR, Outcome.INFRA_ERROR, Outcome.INTERRUPTED)
+
+
+def times_better(base: float | None, value: float | None, direction: str) -> float | None:
+    """How many times better value is than base (>1: better) for an objective minimised or maximised.
+
+    The one "x over the baseline" of looplab (SCORES, the dashboard, the prompt, the live panel).
+    None unless both are positive numbers: a ratio of a zero or negative value means nothing."""
+    if base is None or value is None or base <= 0 or value <= 0:
+        return None
+    return base / value if direction == "minimize" else value / base
+
 
 @dataclass
 class Usage:
