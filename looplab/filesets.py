@@ -97,11 +97,13 @@ def save(path: Path, text: str, *, as_files: bool) -> None:
     write_atomic(path, text)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so readers never see half of it and a failed write leaves no temporary behind."""
+def write_atomic(path: Path, text: str, *, encoding: str | None = None) -> None:
+    """Write a file so readers never see half of it and a failed write leaves no temporary behind.
+
+    looplab's one atomic writer: every file it rewrites in place goes through here."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # several loops may write at once
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding=encoding)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporaries behind

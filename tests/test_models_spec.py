@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import subprocess
+import sys
 import time
 
 import pytest
@@ -70,6 +72,14 @@ def test_empty_names_are_user_errors(spec):
 def test_a_base_url_with_a_provider_that_cannot_use_it_is_refused():
     with pytest.raises(UserError, match="only to openai: and anthropic:"):
         provider_from_spec("command:cat", base_url="http://127.0.0.1:1/v1")
+
+
+def test_every_registered_scheme_is_named_in_the_valid_forms_and_no_sdk_loads_before_its_spec_is_used():
+    code = ("import sys, looplab.models as m, looplab.cli; "
+            "print(sorted(k for k in m.PROVIDERS if k not in m.VALID_FORMS)); "
+            "print(sorted(n for n in ('openai', 'anthropic', 'llama_cpp') if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "[]"]
 
 
 # --- default_model_spec ---

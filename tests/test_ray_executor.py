@@ -20,9 +20,9 @@ from looplab.errors import UserError
 from looplab.evaluation.evaluator import Evaluator
 from looplab.executors import make_executor
 from looplab.executors.bundle import cache_root, pack
-from looplab.executors.resources import ResourcesConfig
 from looplab.executors.worker import evaluate_bundle
 from looplab.records import Outcome
+from looplab.resources import ResourcesConfig
 
 pytestmark = pytest.mark.slow  # a real Ray cluster: about a minute on 2 cores
 ray = pytest.importorskip("ray", reason="Ray is not installed (fix: pip install 'looplab[ray]')")
@@ -141,7 +141,7 @@ def test_timing_runs_never_overlap_on_a_node(cluster, experiment: Experiment) ->
     a, b = RayExecutor(experiment), RayExecutor(experiment)  # two loops sharing the node
 
     async def together():
-        runs = [ex.evaluate(NAIVE, ["n96", "n128"], seed=s, pin_cpu=0) for s in range(3) for ex in (a, b)]
+        runs = [ex.evaluate(NAIVE, ["n96", "n128"], seed=s, timed=True) for s in range(3) for ex in (a, b)]
         return await asyncio.gather(*runs)
 
     assert all(ev.ok for ev in run(together()))
@@ -188,7 +188,7 @@ def test_worker_killed_mid_evaluation_is_retried_once(cluster, experiment: Exper
 
 def test_lost_twice_is_an_infra_error_never_a_candidate_failure(cluster, experiment: Experiment) -> None:
     executor = RayExecutor(experiment)
-    ev, killed = run(_evaluate_killing(executor, SLEEPY, kills=2, pin_cpu=0))
+    ev, killed = run(_evaluate_killing(executor, SLEEPY, kills=2, timed=True))
     assert len(killed) == 2
     assert not ev.ok and ev.failure is Outcome.INFRA_ERROR
     assert "lost 2 times" in ev.reason and "then" in ev.reason

@@ -208,7 +208,7 @@ def test_filesystem_is_private(monkeypatch: pytest.MonkeyPatch, work: Path) -> N
 
 
 def _rewrite(path: Path, text: str) -> None:
-    """What looplab does to SCORES.json after every attempt: write aside, rename over (memory.write_atomic)."""
+    """What looplab does to SCORES.json after every attempt: write aside, rename over (filesets.write_atomic)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

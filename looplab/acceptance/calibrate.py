@@ -17,11 +17,11 @@ from looplab.acceptance.judge import confirmed_session
 from looplab.acceptance.stats import Status, decision_confidence, look_points, min_detectable_gain
 from looplab.config import Experiment
 from looplab.errors import UserError
-from looplab.evaluation.evaluator import Evaluator
+from looplab.executors import Executor
 from looplab.sandbox.command import protection
 
 
-async def calibrate(experiment: Experiment, evaluator: Evaluator, *, trials: int = 20,
+async def calibrate(experiment: Experiment, evaluator: Executor, *, trials: int = 20,
                     source: str | None = None) -> dict:
     """A/A trials of `source` (default: the baseline; pass the incumbent's) against itself."""
     if trials < 1:

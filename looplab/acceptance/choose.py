@@ -9,6 +9,7 @@ from looplab.acceptance.scores import values_of
 from looplab.acceptance.timing import TimingRule
 from looplab.config import Experiment
 from looplab.errors import UserError
+from looplab.executors import Executor
 from looplab.records import Evaluation
 
 
@@ -20,7 +21,7 @@ def configured_noise(experiment: Experiment, measured: str | None) -> Noise:
     return Noise(measured) if measured in (Noise.DETERMINISTIC, Noise.NOISY) else Noise.NOISY
 
 
-def rule_for(experiment: Experiment, evaluator, measured_noise: str | None = None) -> AcceptanceRule:
+def rule_for(experiment: Experiment, evaluator: Executor, measured_noise: str | None = None) -> AcceptanceRule:
     objective = experiment.config.objective
     direction = evaluator.direction
     if objective.kind == "judged":
@@ -35,7 +36,7 @@ def rule_for(experiment: Experiment, evaluator, measured_noise: str | None = Non
     return NoisyScoreRule(evaluator, objective, direction)
 
 
-async def measure_noise(experiment: Experiment, evaluator, source: str, first: Evaluation) -> Noise:
+async def measure_noise(experiment: Experiment, evaluator: Executor, source: str, first: Evaluation) -> Noise:
     """Evaluate `source` once more (fresh inputs) and compare with `first`: the same values on every
     case make the score deterministic. Time objectives are noisy by nature and are not measured."""
     objective = experiment.config.objective

@@ -14,6 +14,7 @@ import statistics
 from looplab.acceptance import Incumbent, Rule, Session, scores
 from looplab.acceptance.stats import difference_decision
 from looplab.config import ObjectiveConfig
+from looplab.executors import Executor
 from looplab.records import CaseComparison, Evaluation
 
 
@@ -21,7 +22,7 @@ class DeterministicScoreRule:
     rule = Rule.DETERMINISTIC_SCORE
     confirms = True  # by reproducing the candidate's values, not by measuring the incumbent again
 
-    def __init__(self, evaluator, objective: ObjectiveConfig, direction: str):
+    def __init__(self, evaluator: Executor, objective: ObjectiveConfig, direction: str):
         self.evaluator, self.objective, self.direction = evaluator, objective, direction
 
     async def session(self, candidate: str, incumbent: Incumbent, cases: list[str], *,

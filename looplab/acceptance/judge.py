@@ -16,7 +16,7 @@ from looplab.acceptance import AcceptanceRule, Incumbent, Rule, Session
 from looplab.acceptance.choose import rule_for
 from looplab.acceptance.stats import Status
 from looplab.config import TIME_UNITS, Experiment
-from looplab.evaluation.evaluator import Evaluator
+from looplab.executors import Executor
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome
 
 SUSPICIOUS_SPEEDUP = 10.0  # above this, validate again with fresh inputs and flag it
@@ -61,7 +61,7 @@ def _words(direction: str, unit: str) -> tuple[str, str]:
 _FAILED_AS = {Outcome.INVALID: "wrong", Outcome.TIMEOUT: "timed out", Outcome.CRASH: "crashed"}
 
 
-async def _holdout(evaluator: Evaluator, rule: AcceptanceRule, candidate: str, incumbent: Incumbent
+async def _holdout(evaluator: Executor, rule: AcceptanceRule, candidate: str, incumbent: Incumbent
                    ) -> tuple[Evaluation | None, float | None, Decision | None]:
     """(holdout evaluation, holdout factor, a Decision when it fails there)."""
     cases = evaluator.holdout_cases
@@ -88,7 +88,7 @@ def _record(decision: Decision, rule: AcceptanceRule, s: Session, comparisons: d
     decision.cases, decision.rounds = comparisons, s.rounds
 
 
-async def judge(experiment: Experiment, evaluator: Evaluator, *, candidate_source: str, incumbent_source: str,
+async def judge(experiment: Experiment, evaluator: Executor, *, candidate_source: str, incumbent_source: str,
                 best_case_medians: dict[str, float], incumbent_cases: dict[str, CaseResult] | None = None,
                 noise: str | None = None) -> Verdict:
     """incumbent_cases: its recorded results (a deterministic score reuses them); noise: what the

@@ -24,6 +24,7 @@ from looplab.acceptance import Incumbent, Rule, Session
 from looplab.acceptance.pairwise import Comparison, JudgeError, PairJudge
 from looplab.acceptance.stats import Status, decision_confidence, look_points
 from looplab.config import ObjectiveConfig
+from looplab.executors import Executor
 from looplab.records import CaseComparison, CaseResult, Evaluation, Outcome
 
 
@@ -112,7 +113,7 @@ class JudgedRule:
     confirms = True
     suspicious_above = math.inf  # odds of x10 are common (20 wins, 1 loss): no "too fast to be true" here
 
-    def __init__(self, evaluator, objective: ObjectiveConfig, judge: PairJudge):
+    def __init__(self, evaluator: Executor, objective: ObjectiveConfig, judge: PairJudge):
         self.evaluator, self.objective, self.judge = evaluator, objective, judge
         self.looks = look_points(objective.rounds, objective.max_rounds)
 

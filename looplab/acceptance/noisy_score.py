@@ -12,6 +12,7 @@ import statistics
 from looplab.acceptance import Incumbent, Rule, Session, paired, scores
 from looplab.acceptance.stats import decision_confidence, difference_decision, look_points
 from looplab.config import ObjectiveConfig
+from looplab.executors import Executor
 from looplab.records import CaseComparison, Evaluation
 
 
@@ -19,7 +20,7 @@ class NoisyScoreRule:
     rule = Rule.NOISY_SCORE
     confirms = True
 
-    def __init__(self, evaluator, objective: ObjectiveConfig, direction: str):
+    def __init__(self, evaluator: Executor, objective: ObjectiveConfig, direction: str):
         self.evaluator, self.objective, self.direction = evaluator, objective, direction
         self.plan = self._plan(look_points(objective.rounds, objective.max_rounds))
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from looplab.acceptance import Session
 from looplab.acceptance.stats import Status, decision_confidence
+from looplab.executors import Executor
 from looplab.records import Evaluation
-from looplab.sandbox.timing_lock import timing_cpu, timing_lock
+from looplab.sandbox.timing_lock import timing_lock
 
 # (candidate series, incumbent series, decision confidence) -> (status, estimate, low, high)
 Decide = Callable[[list[float], list[float], float], tuple[Status, float, float, float]]
@@ -29,7 +30,7 @@ class Plan:
     decide: Decide
     values: Callable[[Evaluation], dict[str, list[float]]]  # one run's values per case
     aggregate: Callable[[list[float]], float]  # per round: the cases' values as one
-    timed: bool  # hold the machine-wide timing lock and a pinned core
+    timed: bool  # hold the machine-wide timing lock; each run is a timing run (a pinned core)
 
 
 def series(store: dict[str, list[list[float]]], cases: list[str], rounds: int,
@@ -45,19 +46,18 @@ def decide_over(plan: Plan, s: Session, looks: int) -> tuple[Status, float, floa
                        decision_confidence(plan.confidence, looks))
 
 
-async def interleaved(evaluator, candidate: str, incumbent: str, cases: list[str], plan: Plan, *,
+async def interleaved(evaluator: Executor, candidate: str, incumbent: str, cases: list[str], plan: Plan, *,
                       sequential: bool = True) -> Session:
     """Rounds until a look decides, or all of plan.looks[-1] rounds when not sequential."""
     s = Session()
     for source in (candidate, incumbent):  # build outside the lock: building is not timing
         await evaluator.build(source)
     async with (timing_lock() if plan.timed else contextlib.nullcontext()):
-        cpu = timing_cpu() if plan.timed else None
         for r in range(plan.looks[-1]):
             seed = secrets.randbelow(2**31)  # same inputs for both sides of a round, where the harness takes one
             sides = [("incumbent", incumbent), ("candidate", candidate)]
             for side, source in sides if r % 2 == 0 else sides[::-1]:
-                ev = await evaluator.evaluate(source, cases, seed=seed, pin_cpu=cpu)
+                ev = await evaluator.evaluate(source, cases, seed=seed, timed=plan.timed)
                 if not ev.ok:
                     s.failure, s.failed_side = ev, side
                     return s

@@ -21,6 +21,7 @@ from looplab.acceptance.stats import (
     paired_decision,
 )
 from looplab.config import ObjectiveConfig
+from looplab.executors import Executor
 from looplab.records import CaseComparison, Evaluation
 
 
@@ -37,7 +38,7 @@ class TimingRule:
     rule = Rule.TIMING
     confirms = True
 
-    def __init__(self, evaluator, objective: ObjectiveConfig, direction: str):
+    def __init__(self, evaluator: Executor, objective: ObjectiveConfig, direction: str):
         self.evaluator, self.objective, self.direction = evaluator, objective, direction
         self.plan = self._plan(look_points(objective.rounds, objective.max_rounds))
 

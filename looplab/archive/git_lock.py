@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from looplab import layout
+from looplab.filesets import write_atomic
 from looplab.store.owner import is_dead, start_ticks
 
 GIT_TIMEOUT_S = 120.0  # a hook slower than this fails the commit
@@ -22,7 +24,7 @@ ORPHAN_WAIT_S = 60.0  # a noted git still running (its looplab died) is given th
 
 
 def record_path(root: Path) -> Path:
-    return root / ".looplab" / "git.json"
+    return root / layout.STATE_DIR / layout.GIT_NOTE
 
 
 def run_git(argv: list[str], *, env: dict[str, str], root: Path) -> subprocess.CompletedProcess:
@@ -34,9 +36,7 @@ def run_git(argv: list[str], *, env: dict[str, str], root: Path) -> subprocess.C
         record.parent.mkdir(parents=True, exist_ok=True)
         note = {"host": socket.gethostname(), "pid": proc.pid, "token": f"{start_ticks(proc.pid)}.git",
                 "started": time.time()}
-        tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(note))
-        os.replace(tmp, record)
+        write_atomic(record, json.dumps(note))
     except OSError:
         record = None  # a full or read-only disk: the commit below reports the real problem
     try:

@@ -19,7 +19,7 @@ import socket
 import traceback
 from collections.abc import Callable
 
-from looplab import filesets
+from looplab import filesets, layout
 from looplab.archive import winners as archive
 from looplab.config import Experiment
 from looplab.errors import UserError
@@ -140,7 +140,7 @@ def _repair_results(store: Store, experiment: Experiment) -> None:
     if not experiment.runs_dir.is_dir():
         return
     for d in experiment.runs_dir.iterdir():
-        if d.is_dir() and d.name.isdigit() and not (d / "result.json").exists():
+        if d.is_dir() and d.name.isdigit() and not (d / layout.RESULT_FILE).exists():
             row = store.attempt(int(d.name))
             if row is not None and row.outcome is not None:
                 runs.write_result(experiment, row)

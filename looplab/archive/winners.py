@@ -14,14 +14,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from looplab import filesets
+from looplab import filesets, layout
 from looplab.archive.git_lock import clear_stale_lock, run_git
 from looplab.config import Experiment
 from looplab.errors import UserError
-from looplab.propose.memory import write_atomic
+from looplab.filesets import write_atomic
 
-OWN_FILES = ("SCORES.json", "SCORES.md", "MEMORY.json", "MEMORY.md")  # committed beside incumbent.<ext>
-LIVE_FILES = OWN_FILES + ("report.html",)  # regenerated renderings a reset deletes
 # Variables that would point git at some other repository or index than the experiment's.
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY")
 LOCK_RETRIES = 10  # another loop committing in the same repository holds index.lock briefly
@@ -30,7 +28,7 @@ TRAILER = "Looplab-Acceptance"  # names the acceptance a commit belongs to, so a
 
 def incumbent_path(experiment: Experiment) -> Path:
     """The live file holding the current best implementation."""
-    return experiment.root / f"incumbent.{experiment.ext}"
+    return experiment.root / layout.incumbent_name(experiment.ext)
 
 
 def _git(root: Path, *args: str, identity: tuple[str, ...] = (), noted: bool = False) -> subprocess.CompletedProcess:
@@ -122,7 +120,7 @@ def archive_winner(experiment: Experiment, *, source: str, attempt_id: int, mess
     if write_incumbent:
         filesets.save(live, source, as_files=experiment.is_files)
     experiment.winners_dir.mkdir(parents=True, exist_ok=True)
-    names = [live.name, *OWN_FILES] if write_incumbent else list(OWN_FILES)
+    names = [live.name, *layout.RENDERINGS] if write_incumbent else list(layout.RENDERINGS)
     paths = _committable(root, names) if in_git_work_tree(root) else []
     if not paths:
         digest = hashlib.sha256(source.encode()).hexdigest()[:12]
@@ -180,7 +178,8 @@ def reset_live_state(experiment: Experiment) -> list[Path]:
     db = experiment.store_path
     done: list[Path] = []
     for path in [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"),
-                 *(root / n for n in LIVE_FILES), *(p for n in LIVE_FILES for p in root.glob(f"{n}.*.tmp"))]:
+                 *(root / n for n in layout.LIVE_FILES),
+                 *(p for n in layout.LIVE_FILES for p in root.glob(f"{n}.*.tmp"))]:
         if path.is_file():
             path.unlink()
             done.append(path)

@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from looplab import filesets, harness
+from looplab import filesets, harness, layout
 from looplab.config import Experiment
 from looplab.records import Outcome
 from looplab.sandbox.command import SandboxResult, run_sandboxed, scrub_secrets
@@ -31,9 +31,6 @@ from looplab.screen import compiler as compiler_screen
 from looplab.screen import objects as object_screen
 from looplab.screen import policy as screen
 
-# Written by looplab itself, so not something a build depends on.
-_GENERATED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
-              "MEMORY.md", "MEMORY.json", "report.html"}
 _REASON_CHARS = 800
 
 
@@ -52,7 +49,7 @@ def private_paths(exp: Experiment) -> list[Path]:
     """What looplab wrote into the experiment (store, runs, scores, winners, git): hidden from candidates,
     which could otherwise print holdout names or other attempts into output the model reads."""
     root = exp.root
-    return [root / n for n in sorted(_GENERATED)] + sorted(root.glob("incumbent.*"))
+    return [root / n for n in sorted(layout.GENERATED)] + sorted(root.glob(layout.incumbent_name("*")))
 
 
 def substitute(template: str, values: dict[str, str]) -> str:
@@ -73,11 +70,10 @@ def experiment_fingerprint(exp: Experiment) -> str:
     cfg = exp.config
     h.update(f"{exp.language}\0{exp.target}\0{cfg.build.command}\0{cfg.evaluate.command}".encode())
     for dirpath, dirnames, filenames in os.walk(exp.root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _GENERATED)
+        dirnames[:] = sorted(d for d in dirnames if not layout.is_generated(d))
         for name in sorted(filenames):
             p = Path(dirpath, name)
-            if (name in _GENERATED or name.startswith("incumbent.") or p.suffix in (".pyc", ".tmp")
-                    or p.stat().st_size > 1 << 20):
+            if layout.is_generated(name) or p.stat().st_size > 1 << 20:
                 continue
             h.update(str(p.relative_to(exp.root)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
@@ -160,7 +156,7 @@ def write_candidate(exp: Experiment, dest: Path, source: str) -> None:
         return
 
     def skipped(folder: str, names: list[str]) -> set[str]:
-        return {n for n in names if n in _GENERATED or n.startswith("incumbent.") or n.endswith((".pyc", ".tmp"))}
+        return {n for n in names if layout.is_generated(n)}
 
     shutil.copytree(exp.root, dest, ignore=skipped, symlinks=True)
     filesets.write_tree(dest, source)

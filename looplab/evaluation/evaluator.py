@@ -25,6 +25,7 @@ from looplab.evaluation.protocol import read_results
 from looplab.records import CaseResult, Evaluation, Outcome
 from looplab.sandbox import warm
 from looplab.sandbox.command import SandboxResult, run_sandboxed, scrub_secrets
+from looplab.sandbox.timing_lock import timing_cpu
 
 SCORE_CASE = "score"  # the one case of an evaluator file (OpenEvolve or Shinka style)
 _LOG_CHARS = 4000
@@ -100,7 +101,8 @@ class Evaluator:
             return await build_candidate(self.experiment, source, key)
 
     async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
-                       pin_cpu: int | None = None) -> Evaluation:
+                       timed: bool = False) -> Evaluation:
+        """timed: a timing run, pinned to this machine's timing core (the caller holds the timing lock)."""
         start = time.monotonic()
         seed = secrets.randbelow(2**31) if seed is None else seed
         build = await self.build(source)
@@ -108,7 +110,7 @@ class Evaluator:
             return Evaluation(ok=False, failure=build.failure, reason=build.reason, log=build.log,
                               seed=seed, wall_s=time.monotonic() - start)
         cases = [SCORE_CASE] if self.openevolve else list(cases)
-        ev = await self._run(build, cases, seed, pin_cpu)
+        ev = await self._run(build, cases, seed, timing_cpu() if timed else None)
         ev.seed, ev.wall_s = seed, time.monotonic() - start
         return ev
 

@@ -3,8 +3,8 @@
     local   this machine (looplab.evaluation.evaluator.Evaluator itself; the default)
     ray     a Ray cluster (looplab.executors.ray.RayExecutor; pip install 'looplab[ray]')
 
-judge() only calls build() and evaluate() and reads direction, search_cases and holdout_cases,
-so either plugs in.
+judge() and calibrate() only call build() and evaluate() and read direction, search_cases and
+holdout_cases, so either plugs in.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ class Executor(Protocol):
         ...
 
     async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
-                       pin_cpu: int | None = None) -> Evaluation:
-        """Build, validate and measure one source on cases; pin_cpu given means a timing run."""
+                       timed: bool = False) -> Evaluation:
+        """Build, validate and measure one source on cases.
+
+        timed: a timing run. The caller holds its timing lock; the machine that runs the evaluation
+        pins it to a core of its own choosing (sandbox.timing_lock.timing_cpu, asked there)."""
         ...
 
 

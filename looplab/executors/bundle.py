@@ -1,8 +1,8 @@
 """What travels to a remote worker: the experiment folder as a tarball, and how a worker unpacks it.
 
 Packed: every file of the experiment folder (experiment.toml, the baseline, harness/, EXPERIMENT.md,
-hooks, data files) except looplab's own state and renderings (.looplab/, runs/, winners/, .git/,
-SCORES.*, MEMORY.*, report.html, incumbent.*) and caches (__pycache__, *.pyc). Entries are sorted
+hooks, data files) except what looplab/layout.py names as generated: looplab's own state and renderings (.looplab/, runs/,
+winners/, .git/, SCORES.*, MEMORY.*, report.html, incumbent.*) and caches (__pycache__, *.pyc). Entries are sorted
 and stripped of owners and times, so the same files always give the same digest.
 """
 
@@ -20,15 +20,10 @@ import time
 from pathlib import Path
 
 from looplab.errors import UserError
+from looplab.layout import is_generated
 
 MAX_BUNDLE_BYTES = 256 << 20  # beyond this, data belongs on storage every node mounts
 KEEP_UNUSED_S = 24 * 3600  # a worker drops unpacked experiments (and their builds) unused this long
-SKIPPED = {".looplab", "runs", "winners", ".git", "__pycache__", "SCORES.md", "SCORES.json",
-           "MEMORY.md", "MEMORY.json", "report.html"}
-
-
-def _skipped(name: str) -> bool:
-    return name in SKIPPED or name.startswith("incumbent.") or name.endswith((".pyc", ".tmp"))
 
 
 def pack(root: Path) -> tuple[bytes, str]:
@@ -37,10 +32,10 @@ def pack(root: Path) -> tuple[bytes, str]:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+            dirnames[:] = sorted(d for d in dirnames if not is_generated(d))
             rel_dir = Path(dirpath).relative_to(root)
             for name in sorted(filenames):
-                if _skipped(name):
+                if is_generated(name):
                     continue
                 path = Path(dirpath) / name
                 info = tar.gettarinfo(str(path), arcname=str(Path(root.name) / rel_dir / name))

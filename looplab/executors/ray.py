@@ -4,11 +4,12 @@ What travels: the experiment folder as a tarball (executors/bundle.py: put in Ra
 fetched once per node), the candidate source, the case names and the seed. The worker unpacks the
 experiment into its temp dir and runs the local Evaluator there, sandbox included.
 
-Timing runs (judge passes pin_cpu) go to one node per executor, so every round of a paired session,
+Timing runs (judge asks for timed=True) go to one node per executor, so every round of a paired session,
 and every session of this loop, is measured on the same machine; on the node they hold the node's
-timing lock, so measurements never overlap there. A task lost to the machinery (worker died, node
-lost, object lost) is retried once (on another node when one is alive); lost twice, it comes back as
-an INFRA_ERROR evaluation, never as a failure of the candidate. Ray is imported only here.
+timing lock, so measurements never overlap there, and run on a core that node picks. A task lost to
+the machinery (worker died, node lost, object lost) is retried once (on another node when one is
+alive); lost twice, it comes back as an INFRA_ERROR evaluation, never as a failure of the candidate.
+Ray is imported only here.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from looplab.config import Experiment
 from looplab.errors import UserError
 from looplab.evaluation.evaluator import Evaluator
 from looplab.executors.bundle import pack
-from looplab.executors.resources import ResourcesConfig
 from looplab.executors.worker import WorkerResult, evaluate_bundle
 from looplab.records import Evaluation, Outcome
+from looplab.resources import ResourcesConfig
 
 try:
     import ray
@@ -36,6 +37,7 @@ except ImportError:  # optional: pip install 'looplab[ray]'
 ADDRESS_ENV = "RAY_ADDRESS"
 NAMESPACE = "looplab"
 TRIES = 2  # the first run and one retry
+KEPT = 1000  # placements and infra failures remembered (the newest), so a long run does not grow without bound
 
 
 def _remote_evaluate(*args: Any) -> WorkerResult:
@@ -58,12 +60,6 @@ class Placement:
     assigned: dict[str, float]
     timed_from: float | None
     timed_until: float | None
-
-
-def resources_of(experiment: Experiment) -> ResourcesConfig:
-    """experiment.toml [resources], or the defaults while experiment.py does not declare the table."""
-    found = getattr(experiment.config, "resources", None)
-    return found if isinstance(found, ResourcesConfig) else ResourcesConfig()
 
 
 def connect(address: str | None = None) -> None:
@@ -89,15 +85,15 @@ class RayExecutor:
                  resources: ResourcesConfig | None = None) -> None:
         connect(address)
         self.experiment = experiment
-        self.resources = resources or resources_of(experiment)
+        self.resources = resources or experiment.config.resources
         _check_feasible(self.resources)
         self._local = Evaluator(experiment)  # answers the questions judge asks; never runs anything here
         bundle, self.digest = pack(experiment.root)
         self._bundle = ray.put(bundle)
         self._task = ray.remote(max_retries=0)(_remote_evaluate)  # retries are ours: once, elsewhere
         self.timing_node: str | None = None
-        self.placements: list[Placement] = []
-        self.infra_failures: list[str] = []
+        self.placements: list[Placement] = []  # the newest KEPT
+        self.infra_failures: list[str] = []  # the newest KEPT
 
     @property
     def direction(self) -> str:
@@ -115,28 +111,27 @@ class RayExecutor:
         """Nothing to do here: each worker compiles before taking its node's timing lock (worker.py)."""
 
     async def evaluate(self, source: str, cases: list[str], *, seed: int | None = None,
-                       pin_cpu: int | None = None) -> Evaluation:
-        """Build, validate and (when pin_cpu is given, as judge does for timing) measure, on the cluster."""
+                       timed: bool = False) -> Evaluation:
+        """Build, validate and (timed, as judge asks for timing) measure, on the cluster."""
         seed = secrets.randbelow(2**31) if seed is None else seed  # a retry sees the same inputs
-        timing = pin_cpu is not None
         failed_on: str | None = None
         problems: list[str] = []
         for _ in range(TRIES):
-            node = self.timing_node if timing else None
+            node = self.timing_node if timed else None
             ref = self._task.options(**self._options(node, avoid=failed_on)).remote(
-                self._bundle, self.digest, self.experiment.root.name, source, list(cases), seed, timing, __version__)
+                self._bundle, self.digest, self.experiment.root.name, source, list(cases), seed, timed, __version__)
             try:
                 result: WorkerResult = await ref
             except ray.exceptions.RayError as e:
                 problems.append(_describe(e))
-                self.infra_failures.append(problems[-1])
+                _keep(self.infra_failures, problems[-1])
                 failed_on = node
-                if timing:
+                if timed:
                     self.timing_node = None  # timing moves to a node that is alive
                 continue
-            if timing:
+            if timed:
                 self.timing_node = result.node
-            self.placements.append(Placement(result.node, result.address, result.pid, timing, result.assigned,
+            _keep(self.placements, Placement(result.node, result.address, result.pid, timed, result.assigned,
                                              result.timed_from, result.timed_until))
             ev = result.evaluation
             if problems:
@@ -157,8 +152,11 @@ class RayExecutor:
                     other, soft=True, _spill_on_unavailable=True)
         return options
 
-    def close(self) -> None:
-        """Nothing to release: the cluster outlives the loop, and the bundle goes with the driver."""
+
+
+def _keep(kept: list, item: object) -> None:
+    kept.append(item)
+    del kept[:-KEPT]
 
 
 def _fits(node_resources: dict, need: ResourcesConfig) -> bool:

@@ -19,7 +19,7 @@ from looplab.config import load_experiment
 from looplab.evaluation.evaluator import Evaluator
 from looplab.executors.bundle import cache_root, unpack
 from looplab.records import Evaluation
-from looplab.sandbox.timing_lock import timing_cpu, timing_lock
+from looplab.sandbox.timing_lock import timing_lock
 
 
 @dataclass
@@ -56,6 +56,6 @@ async def _evaluate(evaluator: Evaluator, source: str, cases: list[str], seed: i
     path.parent.mkdir(parents=True, exist_ok=True)
     async with timing_lock(path):
         start = time.time()
-        evaluation = await evaluator.evaluate(source, cases, seed=seed, pin_cpu=timing_cpu())
+        evaluation = await evaluator.evaluate(source, cases, seed=seed, timed=True)  # this node picks the core
         end = time.time()
     return WorkerResult(evaluation, pid=os.getpid(), timed_from=start, timed_until=end)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from looplab.errors import UserError
+from looplab.filesets import write_atomic
 from looplab.models.base import NoRepair, RepliesExhausted
 from looplab.records import Message, Reply, Usage
 
@@ -113,17 +112,11 @@ def write_replies(path: str | Path, replies: Iterable[tuple]) -> int:
     """Write replies in the format ReplayProvider reads; returns how many. Atomic: a crash leaves no half file.
 
     Each item: (text, usage) or (text, usage, is_repair)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    count = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for text, usage, *repair in replies:
-                tokens = {key: getattr(usage, key) for key in TOKEN_FIELDS}
-                line = {"content": text, "usage": tokens, **({"repair": True} if repair and repair[0] else {})}
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    lines = []
+    for text, usage, *repair in replies:
+        tokens = {key: getattr(usage, key) for key in TOKEN_FIELDS}
+        line = {"content": text, "usage": tokens, **({"repair": True} if repair and repair[0] else {})}
+        lines.append(json.dumps(line, ensure_ascii=False) + "\n")
+    write_atomic(Path(path), "".join(lines), encoding="utf-8")
+    count = len(lines)
     return count

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from looplab.config import Experiment
-from looplab.filesets import write_atomic  # noqa: F401 - callers import it from here too
+from looplab.filesets import write_atomic
+from looplab.layout import MEMORY_JSON, MEMORY_MD
 from looplab.records import Outcome
 from looplab.store import AttemptRow, Store
 
@@ -28,13 +29,6 @@ DEFAULT_MD_CHARS = 4000  # MEMORY.md bound when the experiment sets prompt.memor
 HIDDEN = "a hidden case"
 HOLDOUT_SIGNATURE = "failed a hidden holdout case"
 
-# Outcomes that say something about the candidate; model/infra errors and interruptions do not.
-FAILING = (
-    Outcome.COMPILE_ERROR, Outcome.INVALID, Outcome.OVERFIT, Outcome.TIMEOUT, Outcome.CRASH,
-    Outcome.SCREEN_REJECTED, Outcome.EXTRACT_ERROR, Outcome.DUPLICATE, Outcome.SLOWER,
-)
-# Not evidence that an idea was explored: the candidate never got to run.
-NOT_TRIED = (Outcome.BASELINE, Outcome.MODEL_ERROR, Outcome.INFRA_ERROR, Outcome.INTERRUPTED)
 
 _LOCATION = re.compile(r"^\s*(?:[\w./\\-]*[\\/])?[\w.-]+\.\w+:\d+(?::\d+)?:\s*")
 _QUOTED = re.compile(r"'[^']*'|‘[^’]*’|\"[^\"]*\"|`[^`]*`")
@@ -176,7 +170,7 @@ def failed_turns(row: AttemptRow) -> list[AttemptRow]:
 def _failing(rows: list[AttemptRow], holdout: set[str], scrub) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in (turn for row in rows for turn in [*failed_turns(row), row]):
-        if r.outcome not in FAILING:
+        if r.outcome is None or not r.outcome.is_failure:
             continue
         category, signature, message = _failure(r, holdout)
         g = groups.setdefault((category, signature), {"category": category, "signature": scrub(signature),
@@ -196,7 +190,7 @@ def _next_ideas(details: dict[str, Any]) -> list[str]:
 def _unexplored(rows: list[AttemptRow], experiment: Experiment, scrub) -> list[dict[str, Any]]:
     proposals = [(idea, None) for idea in experiment.config.ideas]
     proposals += [(idea, r.id) for r in rows for idea in _next_ideas(r.details)]
-    tried = [r for r in rows if r.outcome not in NOT_TRIED]
+    tried = [r for r in rows if r.outcome is None or r.outcome.was_tried]
     tried_text = [_keywords(r.strategy + " " + " ".join(r.tags)) for r in tried]
     tried_tags = {t.strip().lower() for r in tried for t in r.tags}
     out, seen = [], set()
@@ -319,7 +313,7 @@ def render_memory_md(memory: dict, max_chars: int) -> str:
 def write_memory(store: Store, experiment: Experiment) -> dict:
     """Regenerate MEMORY.json and MEMORY.md in the experiment folder; returns the memory."""
     memory = build_memory(store, experiment)
-    write_atomic(experiment.root / "MEMORY.json", json.dumps(memory, indent=2) + "\n")
+    write_atomic(experiment.root / MEMORY_JSON, json.dumps(memory, indent=2) + "\n")
     chars = experiment.config.prompt.memory_chars or DEFAULT_MD_CHARS
-    write_atomic(experiment.root / "MEMORY.md", render_memory_md(memory, chars))
+    write_atomic(experiment.root / MEMORY_MD, render_memory_md(memory, chars))
     return memory

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from looplab.config import Experiment
-from looplab.records import Outcome
+from looplab.records import NEVER_RAN, RAN_AND_FAILED, Outcome
 from looplab.store import open_store
 
-JUDGED = (Outcome.SLOWER, Outcome.INVALID, Outcome.OVERFIT, Outcome.CRASH, Outcome.TIMEOUT)
-NEVER_RAN = (Outcome.EXTRACT_ERROR, Outcome.SCREEN_REJECTED, Outcome.COMPILE_ERROR)
 SMALL_MODEL = "local:SmolLM2-135M-Instruct"
 
 
@@ -26,9 +24,9 @@ def closing_lines(experiment: Experiment, store_url: str | None, attempt_ids: li
     if not rows or outcomes[Outcome.ACCEPTED] or outcomes[Outcome.SPECIALIST]:
         return []
     repaired = sum(1 for r in rows if len(r.details.get("turns") or []) > 1)
-    judged = sum(outcomes[o] for o in JUDGED)
+    judged = sum(outcomes[o] for o in RAN_AND_FAILED)
     never = sum(outcomes[o] for o in NEVER_RAN)
-    parts = [f"{judged} built and ran ({_counts(outcomes, JUDGED)})" if judged else "",
+    parts = [f"{judged} built and ran ({_counts(outcomes, RAN_AND_FAILED)})" if judged else "",
              f"{never} never ran ({_counts(outcomes, NEVER_RAN)})" if never else "",
              f"{outcomes[Outcome.DUPLICATE]} repeated an earlier program" if outcomes[Outcome.DUPLICATE] else ""]
     saw = f"what happened: {len(rows)} attempts, none better than the current best: " + \

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
 from looplab.config import Experiment
+from looplab.filesets import write_atomic
+from looplab.layout import REPORT_HTML
 from looplab.report import runs
 from looplab.store import Store
 from looplab.ui import render
 from looplab.ui.views import build_view
-
-REPORT_NAME = "report.html"
 
 
 def write_html_report(store: Store, experiment: Experiment) -> Path:
@@ -33,8 +32,6 @@ def write_html_report(store: Store, experiment: Experiment) -> Path:
         sub=f"report of {experiment.root}", body=body, plotly_inline=get_plotlyjs(),
         status=f"written {time.strftime('%Y-%m-%d %H:%M:%S')}",
     )
-    path = experiment.root / REPORT_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)  # a browser reloading the file never sees half a report
+    path = experiment.root / REPORT_HTML
+    write_atomic(path, html, encoding="utf-8")  # a browser reloading the file never sees half a report
     return path

@@ -22,7 +22,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from looplab.records import Outcome, Usage
+from looplab.records import Outcome, Usage, times_better
 from looplab.store import AttemptRow
 
 if TYPE_CHECKING:
@@ -64,9 +64,6 @@ class LineProgress:
     def note(self, text: str) -> None:
         self._print(text)
 
-    def usage(self, total: Usage) -> None:
-        """Plain lines leave usage to the final status."""
-
     def close(self) -> None:
         self.stream.flush()
 
@@ -101,7 +98,7 @@ class RichProgress:
         self._slots_done: set[int] = set()
         self._recent: deque[AttemptRow] = deque(maxlen=RECENT)
         self._run_usage = Usage()  # this run's attempts
-        self._usage: Usage | None = None  # the whole search's, when known (store or usage())
+        self._usage: Usage | None = None  # the whole search's, when known (from the store)
         self._incumbent: tuple[int, float | None, str] | None = None  # id, speedup vs baseline, label
 
     # --- the Progress protocol ---
@@ -129,13 +126,6 @@ class RichProgress:
 
     def note(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
-
-    # --- optional: what the loop may add later ---
-    def usage(self, total: Usage) -> None:
-        """The whole search's usage so far (e.g. including calls outside attempts)."""
-        with self._lock:
-            self._usage = total
-        self._refresh()
 
     def close(self) -> None:
         """Leave the last frame on screen and give the terminal back (also runs at exit)."""
@@ -245,11 +235,8 @@ class RichProgress:
         if incumbent is None or incumbent.outcome is not Outcome.ACCEPTED:
             self._incumbent = None
             return
-        gain = None
-        if baseline is not None and baseline.metric and incumbent.metric:
-            gain = baseline.metric / incumbent.metric
-            if self.experiment.config.objective.direction == "maximize":
-                gain = 1 / gain
+        direction = self.experiment.config.objective.direction
+        gain = times_better(baseline.metric, incumbent.metric, direction) if baseline is not None else None
         self._incumbent = (incumbent.id, gain, incumbent.strategy)
 
     def _start(self) -> None:

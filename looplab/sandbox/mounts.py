@@ -21,7 +21,7 @@ _ETC_FILES = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/
               "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 
 _EMPTY: list[str] = []
-_ATOMIC_TMP = re.compile(r".+\.\d+\.[0-9a-f]{8}\.tmp")  # memory.write_atomic's file in progress
+_ATOMIC_TMP = re.compile(r".+\.\d+\.[0-9a-f]{8}\.tmp")  # filesets.write_atomic's file in progress
 
 
 def _empty_file() -> str:

@@ -16,6 +16,7 @@ from pygments.lexers import DiffLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from looplab.propose import repair
+from looplab.records import times_better
 from looplab.report import runs
 from looplab.store import AttemptRow
 from looplab.ui import charts, templates
@@ -24,7 +25,6 @@ from looplab.ui.views import (
     View,
     all_cases,
     attempt_table,
-    case_gain,
     gain,
     outcome_name,
     parent_of,
@@ -147,7 +147,7 @@ def attempt_body(view: View, row: AttemptRow, calls: list[dict[str, Any]], back:
         base_median = base.median if base is not None and base.ok else None
         cases.append({
             "name": name, "set": "holdout" if name in holdout else "search", "ok": c.ok, "median": c.median,
-            "base": base_median, "gain": case_gain(view, base_median, c.median) if c.ok else None,
+            "base": base_median, "gain": times_better(base_median, c.median, view.direction) if c.ok else None,
             "cmp": comparisons.get(name), "samples": len(c.samples), "error": c.error, "metrics": c.metrics,
         })
     outcome = outcome_name(row)
