@@ -69,7 +69,7 @@ def record_winner(store: Store, exp, source: str, outcome: Outcome = Outcome.ACC
 def orphan(store_path: Path, attempt: int) -> None:
     """Make a row look like it belongs to a loop that died (a kill -9)."""
     with Store(store_path) as s:
-        s._execute("UPDATE attempts SET owner_pid = ?, owner_token = ? WHERE id = ?", (dead_pid(), "1.dead", attempt))
+        s.backend.execute("UPDATE attempts SET owner_pid = ?, owner_token = ? WHERE id = ?", (dead_pid(), "1.dead", attempt))
 
 
 def new_store(exp) -> Store:

@@ -21,8 +21,8 @@ from looplab.config import load_experiment
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
 from looplab.report import runs
 from looplab.report.html import write_html_report
-from looplab.store import Store
-from looplab.store.readonly import ReadOnlyStore, open_readonly
+from looplab.store import Holdout, ReadOnlyStoreError, Store, open_readonly
+from looplab.store.sqlite import ReadOnlySqliteBackend
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 NAIVE = (FIXTURE / "naive.c").read_text()
@@ -74,13 +74,13 @@ def add_attempt(exp_dir: Path, outcome: Outcome, *, reason: str, strategy: str =
             decision = Decision(outcome, reason, speedup=speedup, ci_low=speedup - 0.2, ci_high=speedup + 0.2,
                                 cases=comps, best_cases=["n160"] if outcome is Outcome.SPECIALIST else [], rounds=3)
         details: dict = {"next_ideas": ["blocking for cache"]} if outcome is Outcome.ACCEPTED else {}
-        if holdout_us:
-            details["holdout_cases"] = {n: {"ok": True, "samples": [m]} for n, m in holdout_us.items()}
-            details["holdout_ok"] = True
+        held = {n: CaseResult(case=n, ok=True, samples=[m]) for n, m in (holdout_us or {}).items()}
+        holdout = Holdout(ok=True, cases=held) if holdout_us else None
         store.finish_attempt(attempt_id, outcome=outcome, reason=reason, source=source,
                              source_hash=hashlib.sha1(source.encode()).hexdigest() if source else None,
                              strategy=strategy, tags=["test"], evaluation=evaluation, decision=decision,
-                             metric=_geomean(us) if us and not bad else None, commit=commit, details=details)
+                             metric=_geomean(us) if us and not bad else None, commit=commit, details=details,
+                             holdout=holdout)
         row = store.attempt(attempt_id)
     folder = runs.attempt_dir(exp, attempt_id)
     runs.write(folder, "prompt.md", f"# Task\nMake matmul faster (attempt {attempt_id}).\n")
@@ -201,10 +201,12 @@ def test_report_only_reads_the_store_and_renders_an_unstarted_experiment(tmp_pat
     exp = load_experiment(root)
     db = exp.store_path
     before = db.read_bytes()
-    with ReadOnlyStore(db) as store:
+    with Store(ReadOnlySqliteBackend(db)) as store:
         write_html_report(store, exp)  # a read-only connection suffices: nothing is written
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(ReadOnlyStoreError, match="opened read-only"):
             store.set_meta("touched", "yes")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.backend.execute("INSERT INTO meta (key, value) VALUES ('touched', 'yes')")  # SQLite refuses too
     assert db.read_bytes() == before
     wal = db.with_name("looplab.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0  # SQLite may open an empty WAL; nothing is logged

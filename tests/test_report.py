@@ -11,7 +11,7 @@ import pytest
 from looplab.config import Experiment, load_experiment
 from looplab.records import CaseResult, Decision, Evaluation, Outcome, Usage
 from looplab.report.scores import render_scores_md, scores_dict, status_dict, write_all, write_scores
-from looplab.store import Store
+from looplab.store import Holdout, Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "matmul"
 
@@ -133,12 +133,12 @@ def test_write_all_regenerates_both(store: Store, exp: Experiment) -> None:
     assert (exp.root / "MEMORY.json").is_file() and (exp.root / "SCORES.json").is_file()
 
 
-def test_holdout_results_kept_apart_in_details_count(exp: Experiment) -> None:
+def test_holdout_results_kept_apart_count(exp: Experiment) -> None:
     with Store(exp.store_path) as s:
         s.record_baseline(source="seed", metric=10.0, evaluation=_ev(n96=10.0, n61=8.0))
         a = s.begin_attempt(model="m")
-        s.finish_attempt(a, outcome=Outcome.ACCEPTED, evaluation=_ev(n96=5.0), metric=5.0,
-                         details={"holdout_cases": {"n61": {"ok": True, "samples": [3.0, 4.0, 5.0]}}})
+        held = Holdout(ok=True, cases={"n61": CaseResult(case="n61", ok=True, samples=[3.0, 4.0, 5.0])})
+        s.finish_attempt(a, outcome=Outcome.ACCEPTED, evaluation=_ev(n96=5.0), metric=5.0, holdout=held)
         cases = {c["case"]: c for c in scores_dict(s, exp)["cases"]}
     assert (cases["n61"]["best_median"], cases["n61"]["attempt"], cases["n61"]["seed_median"]) == (4.0, 1, 8.0)
 
@@ -183,7 +183,7 @@ def test_winners_show_the_holdout_gain_and_the_over_10x_flag(exp: Experiment) ->
         aid = s.begin_attempt(model="m")
         dec = Decision(outcome=Outcome.ACCEPTED, reason="", speedup=12.0, ci_low=11.0, ci_high=13.0, revalidated=True)
         s.finish_attempt(aid, outcome=Outcome.ACCEPTED, strategy="packed panels", evaluation=_ev(n96=83.0),
-                         decision=dec, metric=83.0, details={"holdout_speedup": 9.5})
+                         decision=dec, metric=83.0, holdout=Holdout(ok=True, speedup=9.5))
         data = scores_dict(s, exp)
     assert data["winners"][1]["holdout"] == 9.5 and data["winners"][1]["revalidated"] is True
     row = [ln for ln in render_scores_md(data).splitlines() if "packed panels" in ln][0]

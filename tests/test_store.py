@@ -213,9 +213,9 @@ def silent_loop_scenario(s: Store) -> None:
     ids = {}
     for token in ("1.silent", "1.alive", "1.never"):
         ids[token] = s.begin_attempt(model=token)
-        s._execute("UPDATE attempts SET owner_host = ?, owner_token = ? WHERE id = ?", ("other-host", token, ids[token]))
+        s.backend.execute("UPDATE attempts SET owner_host = ?, owner_token = ? WHERE id = ?", ("other-host", token, ids[token]))
     for token, age in (("1.silent", SILENT_S + 60), ("1.alive", 5.0)):
-        s._execute(f"INSERT INTO loops (token, host, pid, beat_at) VALUES (?, ?, ?, {s.NOW_SQL} - ?)",
+        s.backend.execute(f"INSERT INTO loops (token, host, pid, beat_at) VALUES (?, ?, ?, {s.backend.now_sql} - ?)",
                    (token, "other-host", 1, age))
     assert s.silent_loops() == {"1.silent"}
     assert s.mark_interrupted() == [ids["1.silent"]]
@@ -226,10 +226,10 @@ def silent_loop_scenario(s: Store) -> None:
     live = s.live_loops()  # the silent loop is not among them
     assert [(lp["host"], lp["pid"]) for lp in live] == sorted([("other-host", 1), (s.owner.host, s.owner.pid)])
     assert all(0 <= lp["last_beat_s"] < 60 for lp in live)
-    assert [r[0] for r in s._execute("SELECT token FROM loops ORDER BY token").fetchall()] == \
+    assert [r[0] for r in s.backend.execute("SELECT token FROM loops ORDER BY token").fetchall()] == \
         sorted(["1.alive", s.owner.token])
     s.end_heartbeat()
-    assert [r[0] for r in s._execute("SELECT token FROM loops").fetchall()] == ["1.alive"]
+    assert [r[0] for r in s.backend.execute("SELECT token FROM loops").fetchall()] == ["1.alive"]
 
 
 def test_a_loop_on_another_host_that_stopped_beating_is_dead(db: Path) -> None:

@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 from postgres_server import PostgresServer, find_or_install
 from test_store import silent_loop_scenario
+from test_store_backends import assert_legacy_rows, legacy_store
 
 from looplab.config import Experiment, load_experiment
 from looplab.errors import UserError
 from looplab.records import CaseComparison, CaseResult, Decision, Evaluation, Outcome, Usage
-from looplab.store import Store, open_store
+from looplab.store import ReadOnlyStoreError, Store, open_store
 from looplab.store.schema import MIGRATIONS
+from looplab.store.sqlite import SqliteBackend
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (fix: pip install 'looplab[postgres]')")
-from looplab.store.postgres import PostgresStore, redact, schema_name  # noqa: E402
+from looplab.store.postgres import PostgresBackend, redact, schema_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +41,15 @@ def pg_url() -> str:
 
 
 @pytest.fixture
-def pg(pg_url: str, request: pytest.FixtureRequest) -> PostgresStore:
-    store = PostgresStore(pg_url, schema=schema_name(request.node.name))
+def pg(pg_url: str, request: pytest.FixtureRequest) -> Store:
+    store = pg_store(pg_url, schema_name(request.node.name))
     yield store
-    store.drop()
+    store.backend.drop()
     store.close()
+
+
+def pg_store(url: str, schema: str) -> Store:
+    return Store(PostgresBackend(url, schema=schema))
 
 
 def _evaluation(medians: dict[str, float]) -> Evaluation:
@@ -91,7 +97,7 @@ def _scenario(s: Store) -> dict:
     }
 
 
-def test_postgres_answers_exactly_as_sqlite(pg: PostgresStore, tmp_path: Path) -> None:
+def test_postgres_answers_exactly_as_sqlite(pg: Store, tmp_path: Path) -> None:
     with Store(tmp_path / "looplab.db") as lite:
         expected = _scenario(lite)
     got = _scenario(pg)
@@ -100,8 +106,8 @@ def test_postgres_answers_exactly_as_sqlite(pg: PostgresStore, tmp_path: Path) -
     assert got["incumbent"] == 5 and got["version"] == len(MIGRATIONS)
 
 
-def test_schema_is_portable_sql_in_one_schema_per_experiment(pg: PostgresStore, pg_url: str) -> None:
-    other = PostgresStore(pg_url, schema=schema_name("other experiment"))
+def test_schema_is_portable_sql_in_one_schema_per_experiment(pg: Store, pg_url: str) -> None:
+    other = pg_store(pg_url, schema_name("other experiment"))
     try:
         pg.begin_attempt(model="a")
         assert other.begin_attempt(model="b") == 1  # its own ids
@@ -109,25 +115,25 @@ def test_schema_is_portable_sql_in_one_schema_per_experiment(pg: PostgresStore, 
         with psycopg.connect(pg_url) as con:
             types = dict(con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s AND table_name = 'attempts'", (pg.schema,)).fetchall())
-            versions = con.execute(f'SELECT version FROM "{pg.schema}".schema_migrations ORDER BY 1').fetchall()
+                "WHERE table_schema = %s AND table_name = 'attempts'", (pg.backend.schema,)).fetchall())
+            versions = con.execute(f'SELECT version FROM "{pg.backend.schema}".schema_migrations ORDER BY 1').fetchall()
         assert types["started_at"] == "double precision" and types["id"] == "integer"
         assert types["owner_token"] == "text"
         assert [v[0] for v in versions] == list(range(1, len(MIGRATIONS) + 1))
     finally:
-        other.drop()
+        other.backend.drop()
         other.close()
     with psycopg.connect(pg_url) as con:
         left = con.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-                           (other.schema,)).fetchall()
+                           (other.backend.schema,)).fetchall()
     assert left == []  # drop() removed that experiment, and only it
     assert pg.attempts()[0].model == "a"
 
 
-def test_reopen_continues_ids_and_foreign_keys_hold(pg: PostgresStore, pg_url: str) -> None:
+def test_reopen_continues_ids_and_foreign_keys_hold(pg: Store, pg_url: str) -> None:
     pg.record_baseline(source="b", evaluation=_evaluation({"n96": 100.0}), metric=100.0)
     assert pg.begin_attempt(model="m") == 1
-    with PostgresStore(pg_url, schema=pg.schema) as again:
+    with pg_store(pg_url, pg.backend.schema) as again:
         assert again.begin_attempt(model="m", parent_id=1) == 2
         assert again.schema_version() == len(MIGRATIONS)
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
@@ -137,8 +143,8 @@ def test_reopen_continues_ids_and_foreign_keys_hold(pg: PostgresStore, pg_url: s
     assert pg.attempts() == [] and pg.usage_total() == Usage(0, 0, 0, 0.0)
 
 
-def test_acceptance_lock_excludes_other_connections(pg: PostgresStore, pg_url: str) -> None:
-    with PostgresStore(pg_url, schema=pg.schema) as rival, PostgresStore(pg_url, schema="looplab_else") as unrelated:
+def test_acceptance_lock_excludes_other_connections(pg: Store, pg_url: str) -> None:
+    with pg_store(pg_url, pg.backend.schema) as rival, pg_store(pg_url, "looplab_else") as unrelated:
         held = pg.acceptance_lock()
         with held:
             assert rival.acceptance_lock()._try() is False
@@ -149,7 +155,7 @@ def test_acceptance_lock_excludes_other_connections(pg: PostgresStore, pg_url: s
         mine = rival.acceptance_lock()
         assert mine._try() is True
         mine.__exit__(None, None, None)
-        unrelated.drop()
+        unrelated.backend.drop()
 
 
 def _python(code: str, *args: str) -> subprocess.Popen:
@@ -158,21 +164,22 @@ def _python(code: str, *args: str) -> subprocess.Popen:
                             text=True, env=env)
 
 
-def test_mark_interrupted_spares_live_loops_and_other_hosts(pg: PostgresStore, pg_url: str) -> None:
+def test_mark_interrupted_spares_live_loops_and_other_hosts(pg: Store, pg_url: str) -> None:
     code = """
         import sys, time
-        from looplab.store.postgres import PostgresStore
-        s = PostgresStore(sys.argv[1], schema=sys.argv[2])
+        from looplab.store import Store
+        from looplab.store.postgres import PostgresBackend
+        s = Store(PostgresBackend(sys.argv[1], schema=sys.argv[2]))
         print(s.begin_attempt(model="loop"), flush=True)
         time.sleep(120)
     """
-    live, doomed = _python(code, pg_url, pg.schema), _python(code, pg_url, pg.schema)
+    live, doomed = _python(code, pg_url, pg.backend.schema), _python(code, pg_url, pg.backend.schema)
     try:
         live_id, doomed_id = int(live.stdout.readline()), int(doomed.stdout.readline())
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
         far = pg.begin_attempt(model="elsewhere")
-        pg._execute("UPDATE attempts SET owner_host = ?, owner_token = ? WHERE id = ?", ("other-host", "1.x", far))
+        pg.backend.execute("UPDATE attempts SET owner_host = ?, owner_token = ? WHERE id = ?", ("other-host", "1.x", far))
         mine = pg.begin_attempt(model="me")
         assert pg.mark_interrupted() == sorted([doomed_id, mine])
         assert pg.attempt(live_id).outcome is None and pg.attempt(far).outcome is None
@@ -184,7 +191,7 @@ def test_mark_interrupted_spares_live_loops_and_other_hosts(pg: PostgresStore, p
     assert pg.mark_interrupted() == [live_id]
 
 
-def test_a_loop_on_another_host_that_stopped_beating_is_dead(pg: PostgresStore) -> None:
+def test_a_loop_on_another_host_that_stopped_beating_is_dead(pg: Store) -> None:
     silent_loop_scenario(pg)  # the same scenario as on SQLite, on the server's clock
 
 
@@ -192,7 +199,7 @@ def test_bad_urls_are_user_errors(pg_url: str, tmp_path: Path, monkeypatch: pyte
     port = pg_url.rsplit(":", 1)[1].split("/")[0]
     closed = f"postgresql://me:s3cret@127.0.0.1:{int(port) + 1 if int(port) < 65535 else 1}/db"
     with pytest.raises(UserError) as e:
-        PostgresStore(closed, schema="looplab_x")
+        PostgresBackend(closed, schema="looplab_x")
     msg = str(e.value)
     assert "cannot connect" in msg and "fix:" in msg and "s3cret" not in msg and "me:***@" in msg
     assert "\n" not in msg
@@ -203,13 +210,13 @@ def test_bad_urls_are_user_errors(pg_url: str, tmp_path: Path, monkeypatch: pyte
         open_store(experiment, "mysql://x/y")
     monkeypatch.setenv("LOOPLAB_STORE", pg_url)
     with open_store(experiment) as s:  # the environment names the store when --store is not given
-        assert isinstance(s, PostgresStore) and s.schema == "looplab_matmul"
-        s.drop()
+        assert isinstance(s.backend, PostgresBackend) and s.backend.schema == "looplab_matmul"
+        s.backend.drop()
     monkeypatch.delenv("LOOPLAB_STORE")
     with open_store(experiment) as s:
-        assert type(s) is Store and s.path == experiment.store_path
+        assert isinstance(s.backend, SqliteBackend) and s.backend.path == experiment.store_path
     with open_store(experiment, "sqlite:///elsewhere.db") as s:
-        assert s.path == experiment.root / "elsewhere.db"
+        assert s.backend.path == experiment.root / "elsewhere.db"
 
 
 def test_schema_names_are_plain_and_distinct() -> None:
@@ -227,15 +234,16 @@ def _experiment(tmp_path: Path) -> Experiment:
     return load_experiment(root)
 
 
-def test_acceptance_lock_is_released_when_its_holder_is_killed(pg: PostgresStore, pg_url: str) -> None:
+def test_acceptance_lock_is_released_when_its_holder_is_killed(pg: Store, pg_url: str) -> None:
     proc = _python("""
         import sys, time
-        from looplab.store.postgres import PostgresStore
-        s = PostgresStore(sys.argv[1], schema=sys.argv[2])
+        from looplab.store import Store
+        from looplab.store.postgres import PostgresBackend
+        s = Store(PostgresBackend(sys.argv[1], schema=sys.argv[2]))
         with s.acceptance_lock():
             print("held", flush=True)
             time.sleep(120)
-    """, pg_url, pg.schema)
+    """, pg_url, pg.backend.schema)
     try:
         assert proc.stdout.readline().strip() == "held"
         lock = pg.acceptance_lock()
@@ -271,8 +279,10 @@ def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp
                              metric=50.0)
         ro = open_readonly(exp, pg_url)
         assert ro is not None and ro.fingerprint()[0] == aid
+        with pytest.raises(ReadOnlyStoreError, match="opened read-only"):
+            ro.set_meta("k", "v")  # the Store refuses writes first
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            ro._execute("DELETE FROM attempts")  # the session itself refuses writes
+            ro.backend.execute("DELETE FROM attempts")  # and the session itself refuses them
         ro.close()
         with Server(create_app([exp.root], store=pg_url)) as server:
             code, _, body = get(f"{server.url}/e/dashboard_pg/status.json")
@@ -283,17 +293,45 @@ def test_dashboard_and_progress_read_a_postgres_store_read_only(pg_url: str, tmp
             assert code == 200 and "ikj over vectors" in page
         assert not (exp.root / ".looplab").exists()  # it never fell back to a SQLite file
     finally:
-        store.drop()
+        store.backend.drop()
         store.close()
 
 
-def test_a_server_that_drops_the_connection_is_a_store_error_not_a_traceback(pg: PostgresStore, pg_url: str) -> None:
+def test_a_server_that_drops_the_connection_is_a_store_error_not_a_traceback(pg: Store, pg_url: str) -> None:
     from looplab.store.faults import StoreError
 
     pg.begin_attempt(model="m")
     with psycopg.connect(pg_url, autocommit=True) as admin:
-        pid = pg._db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        pid = pg.backend.execute("SELECT pg_backend_pid()").fetchone()[0]
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     with pytest.raises(StoreError, match="the PostgreSQL store failed.*fix:"):
         pg.begin_attempt(model="m")
-    pg._db = pg._connect(read_only=False)  # for the fixture's clean-up
+    pg.backend.reconnect()  # for the fixture's clean-up
+
+
+def test_a_migrated_old_postgres_store_reads_its_holdout_results_from_the_columns(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = schema_name("holdout migration")
+    won, overfit = legacy_store(lambda: PostgresBackend(pg_url, schema=schema), monkeypatch)
+    with Store(PostgresBackend(pg_url, schema=schema, read_only=True)) as ro:  # not migrated: details still say
+        assert ro.schema_version() == 6
+        assert_legacy_rows(ro, won, overfit)
+    with pg_store(pg_url, schema) as s:
+        try:
+            assert s.schema_version() == len(MIGRATIONS)
+            assert_legacy_rows(s, won, overfit)
+            rows = s.backend.execute("SELECT id, holdout_ok, holdout_speedup, details FROM attempts ORDER BY id")
+            assert [(r[0], r[1], r[2]) for r in rows] == [(0, None, None), (won, 1, 1.9), (overfit, 0, 0.8)]
+            assert all("holdout" not in r[3] for r in rows)
+        finally:
+            s.backend.drop()
+
+
+def test_a_read_only_postgres_store_refuses_writes_and_the_lock(pg: Store, pg_url: str) -> None:
+    pg.begin_attempt(model="m")
+    with Store(PostgresBackend(pg_url, schema=pg.backend.schema, read_only=True)) as ro:
+        assert ro.in_flight() == [1] and ro.read_only
+        for write in (lambda: ro.begin_attempt(model="m"), ro.acceptance_lock, ro.backend.drop):
+            with pytest.raises(ReadOnlyStoreError, match="opened read-only.*fix:") as e:
+                write()
+            assert "s3cret" not in str(e.value) and "\n" not in str(e.value)

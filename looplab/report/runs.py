@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from looplab.config import Experiment
-from looplab.filesets import write_atomic
-from looplab.layout import RESULT_FILE
+from looplab.propose.memory import write_atomic
 from looplab.store import AttemptRow
 
 
@@ -40,11 +39,16 @@ def result_dict(experiment: Experiment, row: AttemptRow) -> dict:
         "usage": row.usage.to_dict(),
         "cases": {name: case.to_dict() for name, case in row.cases.items() if name not in hidden},
         "decision": {k: v for k, v in row.decision.items() if k != "holdout"},
-        "details": {k: v for k, v in row.details.items() if k != "holdout_cases"},
+        "details": {**row.details, **_holdout_summary(row)},
         "started_at": row.started_at,
         "ended_at": row.ended_at,
     }
 
 
+def _holdout_summary(row: AttemptRow) -> dict:
+    """Whether the candidate held on the hidden cases, and its gain there; never their names."""
+    return {} if row.holdout is None else {"holdout_ok": row.holdout.ok, "holdout_speedup": row.holdout.speedup}
+
+
 def write_result(experiment: Experiment, row: AttemptRow) -> Path:
-    return write(attempt_dir(experiment, row.id), RESULT_FILE, json.dumps(result_dict(experiment, row), indent=2))
+    return write(attempt_dir(experiment, row.id), "result.json", json.dumps(result_dict(experiment, row), indent=2))

@@ -1,6 +1,6 @@
 """Model calls and what they cost: one row per call (failed ones too), usage totals, replies for replay.
 
-Part of the Store (a mixin over its `_execute` / `_lock` seam, so SQLite and PostgreSQL share it).
+Part of the Store (core.py), over its backend, so SQLite, PostgreSQL and a read-only view share it.
 """
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ import time
 from typing import Any
 
 from looplab.records import Usage
+from looplab.store.backend import Backend
 
 
 class CallLog:
     """The calls table (mixed into Store)."""
+
+    backend: Backend
 
     def record_call(self, *, attempt_id: int | None, model: str, kind: str, usage: Usage,
                     latency_s: float, error: str | None = None, response: str | None = None) -> None:
@@ -20,8 +23,8 @@ class CallLog:
 
         response: the reply text, kept for `export-replies` (replies()).
         """
-        with self._lock:
-            self._execute(
+        with self.backend.transaction():
+            self.backend.execute(
                 "INSERT INTO calls (attempt_id, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
                 "cost_usd, latency_s, error, ts, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (attempt_id, model, kind, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
@@ -33,8 +36,8 @@ class CallLog:
 
         repairs: also the repair turns' replies, each item then (text, usage, is_repair)."""
         kinds = (kind, "repair") if repairs else (kind,)
-        with self._lock:
-            rows = self._execute(
+        with self.backend.lock:
+            rows = self.backend.execute(
                 "SELECT response, prompt_tokens, completion_tokens, cached_tokens, cost_usd, kind FROM calls "
                 f"WHERE kind IN ({', '.join('?' for _ in kinds)}) AND error IS NULL AND response IS NOT NULL "
                 "ORDER BY id",
@@ -46,18 +49,18 @@ class CallLog:
 
     def calls(self, attempt_id: int | None = None) -> list[dict[str, Any]]:
         """Model calls as plain dicts (all, or one attempt's), oldest first."""
-        with self._lock:
+        with self.backend.lock:
             if attempt_id is None:
-                rows = self._execute("SELECT * FROM calls ORDER BY id").fetchall()
+                rows = self.backend.execute("SELECT * FROM calls ORDER BY id").fetchall()
             else:
-                rows = self._execute("SELECT * FROM calls WHERE attempt_id = ? ORDER BY id",
+                rows = self.backend.execute("SELECT * FROM calls WHERE attempt_id = ? ORDER BY id",
                                      (attempt_id,)).fetchall()
         return [dict(r) for r in rows]
 
     def usage_total(self, kind: str | None = None) -> Usage:
         """Sum over all calls (or one kind's); cost_usd is None when any call's price was unknown."""
-        with self._lock:
-            r = self._execute(
+        with self.backend.lock:
+            r = self.backend.execute(
                 "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost_usd), 0.0), "
                 "COALESCE(SUM(CASE WHEN cost_usd IS NULL AND prompt_tokens + completion_tokens > 0 "
@@ -68,10 +71,10 @@ class CallLog:
 
     def fingerprint(self) -> tuple:
         """Changes whenever an attempt begins or ends or a model call is recorded (cheap to poll)."""
-        with self._lock:
+        with self.backend.lock:
             # Index lookups only, so polling costs the same however many attempts the store holds:
             # a begin raises the max id, a finish lowers the in-flight count, a call raises its max id.
-            row = self._execute(
+            row = self.backend.execute(
                 "SELECT (SELECT COALESCE(MAX(id), -1) FROM attempts), "
                 "(SELECT COUNT(*) FROM attempts WHERE outcome IS NULL), "
                 "(SELECT COALESCE(MAX(id), 0) FROM calls)"
@@ -80,8 +83,8 @@ class CallLog:
 
     def mean_attempt_cost(self) -> float | None:
         """Mean cost of the attempts whose calls are all priced; None before the first one."""
-        with self._lock:
-            r = self._execute(
+        with self.backend.lock:
+            r = self.backend.execute(
                 "SELECT COALESCE(SUM(cost), 0.0), COUNT(*) FROM (SELECT SUM(cost_usd) AS cost FROM calls "
                 "WHERE attempt_id IS NOT NULL GROUP BY attempt_id HAVING SUM(CASE WHEN cost_usd IS NULL AND "
                 "prompt_tokens + completion_tokens > 0 THEN 1 ELSE 0 END) = 0) AS priced"

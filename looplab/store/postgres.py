@@ -1,9 +1,10 @@
-"""The store in PostgreSQL, for several loops (on several machines) sharing one experiment.
+"""The PostgreSQL backend, for several loops (on several machines) sharing one experiment (see backend.py).
 
-Same schema, migrations and queries as the SQLite store (store_schema.to_postgres translates), in
+Same schema, migrations and queries as the SQLite store (schema.to_postgres translates), in
 one PostgreSQL schema per experiment, so one database holds several experiments. Attempt ids are
 taken under a transaction-scoped advisory lock; acceptance_lock() is a session advisory lock on a
-connection of its own, which the server drops if the loop's machine dies.
+connection of its own, which the server drops if the loop's machine dies. Opened read-only, the
+session itself refuses writes, and the Store refuses them first (ReadOnlyStoreError).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from looplab.errors import UserError
-from looplab.store import Store
+from looplab.store.acceptance_lock import CrossProcessLock
+from looplab.store.backend import ReadOnlyStoreError, Rows
 from looplab.store.faults import StoreError
-from looplab.store.schema import to_postgres
+from looplab.store.schema import Migration, split_sql, to_postgres
 
 try:
     import psycopg
@@ -98,23 +100,21 @@ class _AdvisoryLock:
             self._conn.close()
 
 
-class PostgresStore(Store):
-    """Store's queries on a PostgreSQL connection, in schema `schema` (see schema_name)."""
+class PostgresBackend:
+    """A connection to a PostgreSQL server, in schema `schema` (see schema_name); read_only: look only."""
 
-    READ_ONLY = False
+    now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 
-    def __init__(self, url: str, *, schema: str) -> None:
+    def __init__(self, url: str, *, schema: str, read_only: bool = False) -> None:
         _require_psycopg(url)
-        self.url, self.schema = url, schema
-        self.path = None  # type: ignore[assignment]  # no file: the store lives in the server
-        self._lock = threading.RLock()
-        self._db = self._connect(read_only=self.READ_ONLY)
-        if self.READ_ONLY:
-            self._accept = None  # type: ignore[assignment]  # never accepts anything
-            self._require_schema()
-            return
-        self._init_sharing(_AdvisoryLock(self._connect, _lock_key(schema, "accept")))
-        self._migrate()
+        self.url, self.schema, self.read_only = url, schema, read_only
+        self.lock = threading.RLock()
+        self._db = self._connect(read_only=read_only)
+        self._accept: _AdvisoryLock | None = None
+        if read_only:
+            self._require_schema()  # no schema is created and no migration runs: the dashboard only looks
+        else:
+            self._accept = _AdvisoryLock(self._connect, _lock_key(schema, "accept"))
 
     def _require_schema(self) -> None:
         found = self._db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
@@ -122,8 +122,6 @@ class PostgresStore(Store):
         if not found:
             self._db.close()
             raise FileNotFoundError(f"{redact(self.url)}: no store for schema {self.schema} yet")
-
-    NOW_SQL = "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
 
     def _connect(self, *, read_only: bool = False) -> Any:
         extra = {"options": "-c default_transaction_read_only=on"} if read_only else {}
@@ -137,19 +135,26 @@ class PostgresStore(Store):
         conn.execute(pgsql.SQL("SET search_path TO {}").format(pgsql.Identifier(self.schema)))
         return conn
 
+    def reconnect(self) -> None:
+        """A fresh session after the server dropped this one."""
+        self._db = self._connect(read_only=self.read_only)
+
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if self._accept is not None:
                 self._accept.close()
             self._db.close()
 
-    def _execute(self, sql: str, params: tuple | list = ()) -> Any:
+    def execute(self, sql: str, params: tuple | list = ()) -> Rows:
         with self._faults():
-            return self._db.execute(to_postgres(sql), params)
+            cursor = self._db.execute(to_postgres(sql), params)
+            return Rows(cursor.fetchall() if cursor.description is not None else [])
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self._lock, self._faults(), self._db.transaction():
+    def transaction(self) -> Iterator[None]:
+        if self.read_only:
+            raise ReadOnlyStoreError(redact(self.url))
+        with self.lock, self._faults(), self._db.transaction():
             yield
 
     @contextmanager
@@ -163,27 +168,28 @@ class PostgresStore(Store):
                              "that the server is up, reachable and has space, then run again; every finished "
                              "attempt is kept)", "io") from None
 
-    def _lock_ids(self) -> None:
-        self._execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.schema, "ids"),))
+    def lock_ids(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.schema, "ids"),))
 
-    def _prepare_schema(self) -> None:
+    def prepare_schema(self) -> None:
         # Two loops starting at once: one creates the schema and migrates, the other waits.
-        self._execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.schema, "migrate"),))
+        self.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(self.schema, "migrate"),))
         self._db.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
+
+    def migration_statements(self, migration: Migration) -> list[str]:
+        return split_sql(migration if isinstance(migration, str) else migration.postgres)
+
+    def acceptance_lock(self) -> CrossProcessLock:
+        if self._accept is None:
+            raise ReadOnlyStoreError(redact(self.url))
+        return self._accept
 
     def drop(self) -> None:
         """Delete this experiment's schema and everything in it (other experiments are untouched)."""
-        with self._lock:
+        if self.read_only:
+            raise ReadOnlyStoreError(redact(self.url))
+        with self.lock:
             self._db.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(self.schema)))
 
     def __repr__(self) -> str:
-        return f"PostgresStore({redact(self.url)}, schema={self.schema})"
-
-
-class ReadOnlyPostgresStore(PostgresStore):
-    """The Store's queries in a read-only session: any write fails inside PostgreSQL itself.
-
-    No schema is created and no migration runs; the dashboard and progress panel only look.
-    """
-
-    READ_ONLY = True
+        return f"{redact(self.url)} schema {self.schema}" + (" (read-only)" if self.read_only else "")

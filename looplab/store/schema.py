@@ -1,7 +1,8 @@
 """The store's schema, written once: numbered migrations, the attempt row and its query.
 
 The SQL is portable between SQLite and PostgreSQL; to_postgres() is the whole dialect translation
-(identity keys, double precision, %s placeholders), so both backends run the same migrations.
+(identity keys, double precision, %s placeholders), so both backends run the same migrations. A
+migration that needs what SQL does not share (JSON functions) is written once per dialect (Dialects).
 """
 
 from __future__ import annotations
@@ -15,8 +16,21 @@ from typing import Any
 
 from looplab.records import CaseResult, Outcome, Usage
 
+
+@dataclass(frozen=True)
+class Dialects:
+    """One migration written for each backend, where portable SQL cannot say it."""
+
+    sqlite: str
+    postgres: str
+
+
+Migration = str | Dialects
+
+_HOLDOUT_KEYS = ("holdout_ok", "holdout_speedup", "holdout_cases")
+
 # Numbered migrations, applied in order; never edit a shipped one, append a new one.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[Migration] = [
     # 1: everything
     """
     CREATE TABLE attempts (
@@ -90,6 +104,35 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE attempts ADD COLUMN accepting TEXT;
     """,
+    # 7: holdout results get columns of their own (they were keys of details): ok (1/0), the gain over the
+    # same incumbent, and the per-case results (JSON {case: CaseResult}); old rows' keys move over
+    Dialects(
+        sqlite="""
+        ALTER TABLE attempts ADD COLUMN holdout_ok INTEGER;
+        ALTER TABLE attempts ADD COLUMN holdout_speedup REAL;
+        ALTER TABLE attempts ADD COLUMN holdout_cases TEXT;
+        UPDATE attempts SET
+            holdout_ok = json_extract(details, '$.holdout_ok'),
+            holdout_speedup = json_extract(details, '$.holdout_speedup'),
+            holdout_cases = json_extract(details, '$.holdout_cases'),
+            details = json_remove(details, '$.holdout_ok', '$.holdout_speedup', '$.holdout_cases')
+        WHERE json_valid(details) AND (json_type(details, '$.holdout_ok') IS NOT NULL
+            OR json_type(details, '$.holdout_speedup') IS NOT NULL
+            OR json_type(details, '$.holdout_cases') IS NOT NULL);
+        """,
+        postgres="""
+        ALTER TABLE attempts ADD COLUMN holdout_ok INTEGER;
+        ALTER TABLE attempts ADD COLUMN holdout_speedup REAL;
+        ALTER TABLE attempts ADD COLUMN holdout_cases TEXT;
+        UPDATE attempts SET
+            holdout_ok = CASE details::jsonb -> 'holdout_ok' WHEN 'true'::jsonb THEN 1 WHEN 'false'::jsonb THEN 0 END,
+            holdout_speedup = (details::jsonb ->> 'holdout_speedup')::double precision,
+            holdout_cases = NULLIF((details::jsonb -> 'holdout_cases')::text, 'null'),
+            details = (details::jsonb - 'holdout_ok' - 'holdout_speedup' - 'holdout_cases')::text
+        WHERE details::jsonb -> 'holdout_ok' IS NOT NULL OR details::jsonb -> 'holdout_speedup' IS NOT NULL
+            OR details::jsonb -> 'holdout_cases' IS NOT NULL;
+        """,
+    ),
 ]
 
 LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
@@ -111,11 +154,35 @@ SELECT_ATTEMPTS_LIGHT = """
 SELECT a.id, a.started_at, a.ended_at, a.model,
        a.outcome, a.reason, NULL AS source, a.source_hash, a.strategy, a.tags, a.cases, a.decision, a.metric,
        a.speedup, a.ci_low, a.ci_high, a.commit_hash, a.parent_id, a.details, a.owner_host, a.owner_pid,
-       a.owner_token, 0 AS u_prompt, 0 AS u_completion, 0 AS u_cached, 0.0 AS u_cost, 0 AS u_unknown
+       a.owner_token, a.holdout_ok, a.holdout_speedup, a.holdout_cases,
+       0 AS u_prompt, 0 AS u_completion, 0 AS u_cached, 0.0 AS u_cost, 0 AS u_unknown
 FROM attempts a
 """
 # What tells whether a row changed since it was read (light rows are parsed once; store.py).
 SELECT_KEYS = "SELECT a.id, a.started_at, a.ended_at, a.outcome, a.commit_hash, a.parent_id FROM attempts a\n"
+
+
+@dataclass
+class Holdout:
+    """A candidate on the hidden holdout cases, kept apart from its search results (migration 7)."""
+
+    ok: bool | None  # right on every holdout case (None: a row from before migration 7 did not say)
+    speedup: float | None = None  # vs the same incumbent as the search cases' gain
+    cases: dict[str, CaseResult] = field(default_factory=dict)
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> Holdout | None:
+        """Take the old holdout_* keys out of a details dict (rows and callers from before migration 7)."""
+        if not any(k in details for k in _HOLDOUT_KEYS):
+            return None
+        ok, speedup, cases = (details.pop(k, None) for k in _HOLDOUT_KEYS)
+        return cls(None if ok is None else bool(ok), speedup, _case_results(cases))
+
+
+def _case_results(cases: Any) -> dict[str, CaseResult]:
+    if isinstance(cases, str):
+        cases = json.loads(cases)
+    return {n: CaseResult.from_dict({"case": n, **d}) for n, d in (cases or {}).items() if isinstance(d, dict)}
 
 
 @dataclass
@@ -144,6 +211,11 @@ class AttemptRow:
     details: dict[str, Any] = field(default_factory=dict)  # anything else (seed, log excerpt, strategy kind)
     owner: str = ""  # "host:pid" of the loop that ran it ("" before migration 3)
     accepting: str | None = None  # set while the winner is being archived and committed (migration 6)
+    holdout: Holdout | None = None  # the hidden holdout cases' results, when the candidate got that far
+
+    def all_cases(self) -> dict[str, CaseResult]:
+        """Search and holdout case results together; on a name in both, the search evaluation's result."""
+        return {**(self.holdout.cases if self.holdout else {}), **self.cases}
 
 
 def split_sql(script: str) -> list[str]:
@@ -172,6 +244,13 @@ def attempt_row(r: Mapping[str, Any]) -> AttemptRow:
     cost = None if r["u_unknown"] else float(r["u_cost"])
     # A read-only view of a store written before migration 3 has no owner columns.
     owner = f"{r['owner_host']}:{r['owner_pid']}" if "owner_host" in r.keys() and r["owner_host"] else ""
+    details = json.loads(r["details"] or "{}")
+    if "holdout_cases" in r.keys():
+        holdout = None if r["holdout_ok"] is None and r["holdout_speedup"] is None and r["holdout_cases"] is None \
+            else Holdout(None if r["holdout_ok"] is None else bool(r["holdout_ok"]), r["holdout_speedup"],
+                         _case_results(r["holdout_cases"]))
+    else:
+        holdout = Holdout.from_details(details)  # a read-only view of a store from before migration 7
     return AttemptRow(
         id=r["id"],
         started_at=r["started_at"],
@@ -192,7 +271,8 @@ def attempt_row(r: Mapping[str, Any]) -> AttemptRow:
         commit=r["commit_hash"],
         parent_id=r["parent_id"],
         usage=Usage(int(r["u_prompt"]), int(r["u_completion"]), int(r["u_cached"]), cost),
-        details=json.loads(r["details"] or "{}"),
+        details=details,
         owner=owner,
         accepting=r["accepting"] if "accepting" in r.keys() else None,
+        holdout=holdout,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from looplab.config import Experiment
 from looplab.propose.memory import build_memory
-from looplab.records import CaseResult, Outcome, Usage, times_better
+from looplab.records import Outcome, Usage
 from looplab.store import AttemptRow, Store
 
 OUTCOME_COLORS: dict[str, str] = {
@@ -98,7 +98,16 @@ def outcome_name(row: AttemptRow) -> str:
 
 def gain(view: View, metric: float | None) -> float | None:
     """How many times better than the baseline a metric is (>1 is better, whatever the direction)."""
-    return times_better(view.baseline.metric if view.baseline else None, metric, view.direction)
+    base = view.baseline.metric if view.baseline else None
+    if not base or not metric or base <= 0 or metric <= 0:
+        return None
+    return base / metric if view.direction == "minimize" else metric / base
+
+
+def case_gain(view: View, base: float | None, value: float | None) -> float | None:
+    if not base or not value or base <= 0 or value <= 0:
+        return None
+    return base / value if view.direction == "minimize" else value / base
 
 
 def parent_of(view: View, row: AttemptRow) -> int:
@@ -110,11 +119,7 @@ def parent_of(view: View, row: AttemptRow) -> int:
     return max(before, key=lambda r: (r.ended_at or 0, r.id)).id if before else 0
 
 
-def all_cases(row: AttemptRow) -> dict[str, CaseResult]:
-    """The row's case results plus the holdout results the loop keeps apart in details['holdout_cases']."""
-    extra = row.details.get("holdout_cases") or {}
-    held = {n: CaseResult.from_dict({"case": n, **d}) for n, d in extra.items() if isinstance(d, dict)}
-    return {**row.cases, **held}
+all_cases = AttemptRow.all_cases  # search and holdout results: the one merge, on the row
 
 
 def summary(view: View) -> dict[str, Any]:
@@ -210,14 +215,14 @@ def case_speedups(view: View) -> list[dict[str, Any]]:
         for name, case in all_cases(r).items():
             base = view.baseline.cases.get(name)
             if case.ok and base is not None and base.ok:
-                per_case[name] = times_better(base.median, case.median, view.direction)
+                per_case[name] = case_gain(view, base.median, case.median)
         role = "incumbent" if r.outcome is Outcome.ACCEPTED else "specialist"
         out.append({
             "label": f"#{r.id} {role}",
             "id": r.id,
             "search": {c: v for c, v in per_case.items() if c not in holdout and v is not None},
             "holdout": {c: v for c, v in per_case.items() if c in holdout and v is not None},
-            "holdout_aggregate": r.details.get("holdout_speedup"),
+            "holdout_aggregate": r.holdout.speedup if r.holdout else None,
         })
     return out
 
@@ -263,8 +268,8 @@ def winner_cards(view: View) -> list[dict[str, Any]]:
             "commit": r.commit,
             "parent": parent_of(view, r),
             "best_cases": list(r.decision.get("best_cases", [])),
-            "holdout_ok": r.details.get("holdout_ok"),
-            "holdout_speedup": r.details.get("holdout_speedup"),
+            "holdout_ok": r.holdout.ok if r.holdout else None,
+            "holdout_speedup": r.holdout.speedup if r.holdout else None,
             "diff": diff or "(same source as the baseline)",
             "is_incumbent": view.incumbent is not None and r.id == view.incumbent.id,
         })
