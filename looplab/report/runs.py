@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from looplab.config import Experiment
-from looplab.propose.memory import write_atomic
+from looplab.filesets import write_atomic
+from looplab.layout import RESULT_FILE
 from looplab.store import AttemptRow
 
 
@@ -51,4 +52,4 @@ def _holdout_summary(row: AttemptRow) -> dict:
 
 
 def write_result(experiment: Experiment, row: AttemptRow) -> Path:
-    return write(attempt_dir(experiment, row.id), "result.json", json.dumps(result_dict(experiment, row), indent=2))
+    return write(attempt_dir(experiment, row.id), RESULT_FILE, json.dumps(result_dict(experiment, row), indent=2))

@@ -14,16 +14,11 @@ from typing import Any
 
 from looplab.acceptance.stats import geomean
 from looplab.config import Experiment
-from looplab.propose.memory import write_atomic, write_memory
-from looplab.records import Outcome
+from looplab.filesets import write_atomic
+from looplab.layout import SCORES_JSON, SCORES_MD
+from looplab.propose.memory import write_memory
+from looplab.records import Outcome, times_better
 from looplab.store import AttemptRow, Store
-
-
-def _vs(base: float | None, metric: float | None, direction: str) -> float | None:
-    """How many times better metric is than base (>1 is better), in the objective's direction."""
-    if base is None or metric is None or base <= 0 or metric <= 0:
-        return None
-    return base / metric if direction == "minimize" else metric / base
 
 
 def _num(x: float | None) -> str:
@@ -79,7 +74,7 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
         "best": {
             "metric": inc.metric if inc else None,
             "unit": experiment.config.objective.unit,
-            "speedup": _vs(base_metric, inc.metric, direction) if inc else None,
+            "speedup": times_better(base_metric, inc.metric, direction) if inc else None,
             "commit": inc.commit if inc else None,
             "attempt": inc.id if inc else None,
         },
@@ -117,7 +112,7 @@ def _winner(row: AttemptRow, base_metric: float | None, direction: str) -> dict[
         "timestamp": _when(row.ended_at),
         "model": row.model,
         "metric": row.metric,
-        "vs_seed": _vs(base_metric, row.metric, direction),
+        "vs_seed": times_better(base_metric, row.metric, direction),
         "win": row.speedup,  # vs the incumbent it beat
         "ci_low": row.ci_low,
         "ci_high": row.ci_high,
@@ -157,7 +152,7 @@ def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> li
             "attempt": best[1].id if best else None,
             "commit": best[1].commit if best else None,
             "seed_median": base_median,
-            "vs_seed": _vs(base_median, best[0], direction) if best else None,
+            "vs_seed": times_better(base_median, best[0], direction) if best else None,
         })
     return out
 
@@ -248,8 +243,8 @@ def render_scores_md(data: dict) -> str:
 def write_scores(store: Store, experiment: Experiment) -> dict:
     """Regenerate SCORES.json and SCORES.md in the experiment folder; returns the data."""
     data = scores_dict(store, experiment)
-    write_atomic(experiment.root / "SCORES.json", json.dumps(data, indent=2) + "\n")
-    write_atomic(experiment.root / "SCORES.md", render_scores_md(data))
+    write_atomic(experiment.root / SCORES_JSON, json.dumps(data, indent=2) + "\n")
+    write_atomic(experiment.root / SCORES_MD, render_scores_md(data))
     return data
 
 

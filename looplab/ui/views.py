@@ -12,7 +12,7 @@ from typing import Any
 
 from looplab.config import Experiment
 from looplab.propose.memory import build_memory
-from looplab.records import Outcome, Usage
+from looplab.records import Outcome, Usage, times_better
 from looplab.store import AttemptRow, Store
 
 OUTCOME_COLORS: dict[str, str] = {
@@ -98,16 +98,7 @@ def outcome_name(row: AttemptRow) -> str:
 
 def gain(view: View, metric: float | None) -> float | None:
     """How many times better than the baseline a metric is (>1 is better, whatever the direction)."""
-    base = view.baseline.metric if view.baseline else None
-    if not base or not metric or base <= 0 or metric <= 0:
-        return None
-    return base / metric if view.direction == "minimize" else metric / base
-
-
-def case_gain(view: View, base: float | None, value: float | None) -> float | None:
-    if not base or not value or base <= 0 or value <= 0:
-        return None
-    return base / value if view.direction == "minimize" else value / base
+    return times_better(view.baseline.metric if view.baseline else None, metric, view.direction)
 
 
 def parent_of(view: View, row: AttemptRow) -> int:
@@ -215,7 +206,7 @@ def case_speedups(view: View) -> list[dict[str, Any]]:
         for name, case in all_cases(r).items():
             base = view.baseline.cases.get(name)
             if case.ok and base is not None and base.ok:
-                per_case[name] = case_gain(view, base.median, case.median)
+                per_case[name] = times_better(base.median, case.median, view.direction)
         role = "incumbent" if r.outcome is Outcome.ACCEPTED else "specialist"
         out.append({
             "label": f"#{r.id} {role}",
