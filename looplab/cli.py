@@ -180,6 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.models.usage import parse_price
     from looplab.report.closing import closing_lines
     from looplab.report.progress import make_progress
+    from looplab.report.status import print_status
     from looplab.stopping import StopReason, until_signal
 
     experiment = load_experiment(args.experiment)
@@ -214,7 +215,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         del warming  # held until the run's evaluator took over its host
     print(f"stopped: {summary.stopped_because}")
-    _print_status(experiment, args.store)
+    print_status(experiment, args.store)
     for line in closing_lines(experiment, args.store, summary.attempts, provider.name):
         print(line)
     if summary.stop is StopReason.ERRORS:
@@ -250,21 +251,22 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from looplab.config import load_experiment
+    from looplab.report.status import print_status, status_with_machine
 
     experiment = load_experiment(args.experiment)
     if args.json:
-        print(json.dumps(_status(experiment, args.store), indent=2))
+        print(json.dumps(status_with_machine(experiment, args.store), indent=2))
     else:
-        _print_status(experiment, args.store)
+        print_status(experiment, args.store)
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from looplab.config import load_experiment
-    from looplab.evaluation.assess import evaluate_file
+    from looplab.evaluation.assess import evaluate_file, read_candidate
 
     experiment = load_experiment(args.experiment)
-    source = _candidate_source(experiment, args.candidate)
+    source = read_candidate(experiment, args.candidate)
     _install_judge(experiment, args)
     verdict = asyncio.run(evaluate_file(experiment, source, args.store))
     if args.json:
@@ -277,31 +279,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             line = f"  {name}: " + (value if case["ok"] else f"FAILED {case['error']}")
             print(line)
     return 0
-
-
-def _candidate_source(experiment, path: Path) -> str:
-    """The candidate `eval` judges: a source file, or for a files target a folder holding the target's
-    files (e.g. incumbent.files/, a winner) or their packed text."""
-    from looplab import filesets
-    from looplab.errors import UserError
-
-    if experiment.is_files:
-        try:
-            if path.is_dir():
-                return filesets.read_tree(path, experiment.config.target.files)
-            if path.is_file():
-                text = path.read_text()
-                given = filesets.unpack(text)
-                if sorted(given) != sorted(experiment.config.target.files):
-                    raise filesets.FilesError(f"it holds {sorted(given)}, not the target's files")
-                return text
-        except (OSError, filesets.FilesError) as e:
-            raise UserError(f"{path}: not a candidate for this files target ({e}) (fix: pass a folder holding "
-                            f"{', '.join(experiment.config.target.files)})") from None
-        raise UserError(f"{path}: no such candidate folder (fix: pass a folder holding the target's files)")
-    if not path.is_file():
-        raise UserError(f"{path}: no such candidate file (fix: pass the path of a source file)")
-    return path.read_text()
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -389,47 +366,6 @@ def _cmd_export_replies(args: argparse.Namespace) -> int:
         store.close()
     print(f"wrote {count} replies to {out}; replay them with --model replay:{out}")
     return 0
-
-
-# ---------------------------------------------------------------- status
-
-
-def _status(experiment, store_url: str | None = None) -> dict:
-    from looplab.models import default_model_spec
-    from looplab.report.scores import status_dict
-    from looplab.sandbox.command import protection
-    from looplab.store import open_store
-
-    store = open_store(experiment, store_url)
-    try:
-        status = status_dict(store, experiment)
-    finally:
-        store.close()
-    status["sandbox"] = protection()
-    spec, why = default_model_spec()
-    status["model"] = {"default": spec, "why": why}  # what `run` without --model would use
-    return status
-
-
-def _print_status(experiment, store_url: str | None = None) -> None:
-    from looplab.report.scores import cost_split
-
-    s = _status(experiment, store_url)
-    best, usage = s["best"], s["usage"]
-    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())) or "none yet"
-    speed = f"x{best['speedup']:.3f}" if best.get("speedup") else "n/a"
-    metric = f"{best['metric']:.2f} {best['unit']}" if best.get("metric") is not None else "n/a"
-    cost = "unknown" if usage["cost_usd"] is None else f"${usage['cost_usd']:.4f}"
-    cost += cost_split(s)  # proposals and judge apart, once a judge model was called
-    print(f"{s['experiment']}: {s['attempts']} attempts ({outcomes})")
-    print(f"  best: {metric}, {speed} over the baseline, commit {best.get('commit') or '-'}")
-    print(f"  usage: {usage['total_tokens']} tokens ({usage['prompt_tokens']} prompt, "
-          f"{usage['completion_tokens']} completion, {usage['cached_tokens']} cached), cost {cost}")
-    if s["loops"]:
-        running = ", ".join(f"{lp['host']}:{lp['pid']} (beat {lp['last_beat_s']:.0f} s ago)" for lp in s["loops"])
-        print(f"  running now: {running}")
-    print(f"  sandbox: {s['sandbox']}")
-    print(f"  model without --model: {s['model']['default']} ({s['model']['why']})")
 
 
 if __name__ == "__main__":

@@ -109,11 +109,3 @@ def looplab_eval(experiment: Path, candidate: Path, timeout: float = 300) -> dic
     return json.loads(proc.stdout)
 
 
-def cli_ready() -> bool:
-    """True when `looplab eval` can run (the CLI and the evaluator it needs are importable)."""
-    try:
-        import looplab.cli  # noqa: F401
-        import looplab.loop  # noqa: F401
-    except ImportError:
-        return False
-    return True

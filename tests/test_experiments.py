@@ -12,7 +12,6 @@ from experiment_helpers import (
     EXPERIMENTS,
     ROOT,
     build_c,
-    cli_ready,
     copy_experiment,
     looplab_eval,
     median,
@@ -350,11 +349,9 @@ def test_openevolve_example_has_one_evolve_block():
 
 
 def test_openevolve_example_loads_without_experiment_toml():
-    import looplab.config as experiment
+    from looplab.config import load_experiment
 
-    if not hasattr(experiment, "openevolve_program"):
-        pytest.skip("looplab.config does not read OpenEvolve folders yet")
-    exp = experiment.load_experiment(OPENEVOLVE)
+    exp = load_experiment(OPENEVOLVE)
     assert exp.baseline_path.name == "initial_program.py"
     assert exp.config.evaluate.evaluator == "evaluator.py"
     assert "bin" in exp.task_text
@@ -362,7 +359,6 @@ def test_openevolve_example_loads_without_experiment_toml():
 
 # ---------------------------------------------------------------- through `looplab eval`
 
-needs_cli = pytest.mark.skipif(not cli_ready(), reason="looplab eval is not available yet")
 
 # Fewer cases and timed calls than the shipped settings keep these runs short; the harnesses are
 # the same, and the candidates are 4-10x apart.
@@ -374,7 +370,6 @@ EVAL_CASES = {
 EXT = {"linear": "c", "attention": "c", "editdistance": "py"}
 
 
-@needs_cli
 @pytest.mark.parametrize("name", ["linear", "attention", "editdistance"])
 def test_looplab_eval_verdicts(tmp_path, name):
     search, holdout = EVAL_CASES[name]
@@ -390,7 +385,6 @@ def test_looplab_eval_verdicts(tmp_path, name):
     assert overfit["category"] == "overfit", overfit
 
 
-@needs_cli
 def test_looplab_eval_runs_the_openevolve_folder_unchanged(tmp_path):
     import shutil
 
@@ -412,7 +406,6 @@ def edit_copy(tmp_path_factory):
                            holdout=["edge"], max_reps=3)
 
 
-@needs_cli
 @pytest.mark.parametrize("source,reason", [
     ("import os\n\ndef levenshtein(a, b):\n    return 0\n", "os"),
     ("from ctypes import CDLL\n\ndef levenshtein(a, b):\n    return 0\n", "ctypes"),

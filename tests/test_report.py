@@ -59,6 +59,7 @@ def store(exp: Experiment):
 def test_status_dict_exact_shape(store: Store, exp: Experiment) -> None:
     assert status_dict(store, exp) == {
         "experiment": "matmul",
+        "description": exp.config.description,
         "attempts": 5,
         "in_flight": 1,
         "loops": [],
@@ -189,3 +190,9 @@ def test_winners_show_the_holdout_gain_and_the_over_10x_flag(exp: Experiment) ->
     row = [ln for ln in render_scores_md(data).splitlines() if "packed panels" in ln][0]
     assert row.endswith("| x12.00 [11.00, 13.00]; holdout x9.50 | — | packed panels (accepted) — over 10x: "
                         "re-validated with fresh inputs |")
+
+
+def test_the_experiments_description_heads_scores_md(exp, store):
+    exp.config.description = "Square matrix multiply, float32, one thread"
+    text = render_scores_md(scores_dict(store, exp))
+    assert text.splitlines()[:3] == ["# SCORES — matmul", "", "Square matrix multiply, float32, one thread"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from experiment_helpers import build_c, cli_ready, looplab_eval, run_c, run_py
+from experiment_helpers import build_c, looplab_eval, run_c, run_py
 
 from looplab.config import load_experiment
 from looplab.errors import UserError
@@ -87,10 +87,6 @@ def test_scaffold_does_not_overwrite_an_existing_experiment(tmp_path):
     assert (scaffold("empty2", "c", tmp_path) / "experiment.toml").is_file()
 
 
-needs_cli = pytest.mark.skipif(not cli_ready(), reason="looplab eval is not available yet")
-
-
-@needs_cli
 @pytest.mark.parametrize("lang,ext", [("c", "c"), ("python", "py")])
 def test_scaffolded_baseline_passes_looplab_eval(tmp_path, lang, ext):
     root = scaffold("fresh", lang, tmp_path)
@@ -99,15 +95,6 @@ def test_scaffolded_baseline_passes_looplab_eval(tmp_path, lang, ext):
     assert all(c["ok"] for c in verdict["cases"].values())
 
 
-def _cli_has_new() -> bool:
-    if not cli_ready():
-        return False
-    from looplab import cli
-
-    return "new" in cli._parser()._subparsers._group_actions[0].choices
-
-
-@pytest.mark.skipif(not _cli_has_new(), reason="`looplab new` is not wired into the CLI yet")
 def test_looplab_new_command_creates_the_experiment(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", "import sys; from looplab.cli import main; sys.exit(main())",

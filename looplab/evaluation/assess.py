@@ -6,10 +6,13 @@ The assessment never calls a model and never records anything; the loop records 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from looplab import filesets
 from looplab.acceptance import recorded_results
 from looplab.acceptance.judge import judge
 from looplab.config import Experiment
+from looplab.errors import UserError
 from looplab.evaluation.baseline import ensure_baseline
 from looplab.executors import Executor, make_executor
 from looplab.propose.context import best_case_medians, novelty_index
@@ -105,3 +108,25 @@ async def evaluate_file(experiment: Experiment, source: str, store_url: str | No
         "holdout_speedup": a.details.get("holdout_speedup"),
         "incumbent": incumbent.id,
     }
+
+
+def read_candidate(experiment: Experiment, path: Path) -> str:
+    """The candidate `eval` judges: a source file, or for a files target a folder holding the target's
+    files (e.g. incumbent.files/, a winner) or their packed text."""
+    if experiment.is_files:
+        try:
+            if path.is_dir():
+                return filesets.read_tree(path, experiment.config.target.files)
+            if path.is_file():
+                text = path.read_text()
+                given = filesets.unpack(text)
+                if sorted(given) != sorted(experiment.config.target.files):
+                    raise filesets.FilesError(f"it holds {sorted(given)}, not the target's files")
+                return text
+        except (OSError, filesets.FilesError) as e:
+            raise UserError(f"{path}: not a candidate for this files target ({e}) (fix: pass a folder holding "
+                            f"{', '.join(experiment.config.target.files)})") from None
+        raise UserError(f"{path}: no such candidate folder (fix: pass a folder holding the target's files)")
+    if not path.is_file():
+        raise UserError(f"{path}: no such candidate file (fix: pass the path of a source file)")
+    return path.read_text()

@@ -67,6 +67,7 @@ def status_dict(store: Store, experiment: Experiment) -> dict:
     base_metric = base.metric if base else None
     data = {
         "experiment": experiment.name,
+        "description": experiment.config.description,
         "attempts": sum(counts.values()),
         "in_flight": len(store.in_flight()),
         "loops": store.live_loops(),  # `looplab run` processes working on this experiment now
@@ -198,6 +199,7 @@ def render_scores_md(data: dict) -> str:
     lines = [
         f"# SCORES — {data['experiment']}",
         "",
+        *([data["description"], ""] if data.get("description") else []),
         *([f"- Best: {where if best['attempt'] is not None else 'no baseline yet'} (judged: a model compared "
            "outputs; Win is the odds of a win over a loss against the incumbent it replaced, and on the "
            "hidden holdout cases)"] if data.get("judged") else [
