@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from looplab import __version__
+from looplab import __version__, layout
 
 # Exit codes (README, Commands): 0 done; 1 a bug of looplab (a traceback); 2 something the user
 # can fix (one line); 3 the run stopped because attempts kept failing outside the candidate;
@@ -332,7 +332,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         html = write_html_report(store, experiment)
     finally:
         store.close()
-    print(f"wrote {experiment.root / 'SCORES.md'}, {experiment.root / 'MEMORY.md'} and {html}")
+    print(f"wrote {experiment.root / layout.SCORES_MD}, {experiment.root / layout.MEMORY_MD} and {html}")
     return 0
 
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from looplab import filesets
+from looplab import filesets, layout
 from looplab.errors import UserError
 from looplab.evaluation.reference import Reference, read_reference
-from looplab.executors.resources import ResourcesConfig
+from looplab.resources import ResourcesConfig
 
 if TYPE_CHECKING:
     from looplab.compat import PeerFolder
@@ -247,19 +247,19 @@ class Experiment:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".looplab"
+        return self.root / layout.STATE_DIR
 
     @property
     def store_path(self) -> Path:
-        return self.state_dir / "looplab.db"
+        return self.state_dir / layout.STORE_FILE
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self.root / layout.RUNS_DIR
 
     @property
     def winners_dir(self) -> Path:
-        return self.root / "winners"
+        return self.root / layout.WINNERS_DIR
 
     @property
     def search_cases(self) -> list[str]:

@@ -357,7 +357,7 @@ def finish(s: Search, attempt_id: int, assessment: Assessment, *, source: str | 
         attempt_id, outcome=assessment.outcome, reason=assessment.reason, source=source,
         source_hash=source_hash(source, experiment.language) if source else None, strategy=strategy,
         tags=tags or [], evaluation=evaluation, decision=assessment.decision, metric=metric, commit=None,
-        details=assessment.details, accepting=accepting,
+        details=assessment.details, holdout=assessment.holdout, accepting=accepting,
     )
     row = store.attempt(attempt_id)
     assert row is not None

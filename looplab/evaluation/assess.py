@@ -20,7 +20,7 @@ from looplab.propose.extract import source_hash
 from looplab.records import Decision, Evaluation, Outcome
 from looplab.screen.novelty import NoveltyIndex
 from looplab.screen.policy import screen
-from looplab.store import AttemptRow, Store, open_store
+from looplab.store import AttemptRow, Holdout, Store, open_store
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Assessment:
     evaluation: Evaluation | None = None
     decision: Decision | None = None
     details: dict = field(default_factory=dict)
+    holdout: Holdout | None = None  # the candidate on the hidden holdout cases, when it got that far
 
 
 async def assess(experiment: Experiment, store: Store, evaluator: Executor, novelty: NoveltyIndex, source: str,
@@ -60,14 +61,14 @@ async def assess(experiment: Experiment, store: Store, evaluator: Executor, nove
                          incumbent_cases=recorded_results(incumbent.cases, incumbent.details),
                          noise=baseline.details.get("noise") if baseline else None)
     details: dict = {"judged_against": incumbent.id}
-    if result.holdout is not None:
-        details.update(holdout_ok=result.holdout.ok, holdout_speedup=result.decision.holdout_speedup,
-                       holdout_cases={name: c.to_dict() for name, c in result.holdout.cases.items()})
+    holdout = None if result.holdout is None else Holdout(
+        ok=result.holdout.ok, speedup=result.decision.holdout_speedup, cases=result.holdout.cases)
     outcome, reason = result.decision.outcome, result.decision.reason
     if duplicate:
         outcome, reason = Outcome.DUPLICATE, duplicate.pop("reason")
         details.update(duplicate)
-    return Assessment(outcome, reason, evaluation=result.evaluation, decision=result.decision, details=details)
+    return Assessment(outcome, reason, evaluation=result.evaluation, decision=result.decision, details=details,
+                      holdout=holdout)
 
 
 def earlier_same(experiment: Experiment, store: Store, source: str) -> int | None:
@@ -104,8 +105,8 @@ async def evaluate_file(experiment: Experiment, source: str, store_url: str | No
         "cases": {name: {"ok": c.ok, "median": c.median, "error": c.error, "metrics": c.metrics,
                          "speedup": d.cases[name].speedup if d and name in d.cases else None}
                   for name, c in cases.items()},
-        "holdout_ok": a.details.get("holdout_ok"),
-        "holdout_speedup": a.details.get("holdout_speedup"),
+        "holdout_ok": a.holdout.ok if a.holdout else None,
+        "holdout_speedup": a.holdout.speedup if a.holdout else None,
         "incumbent": incumbent.id,
     }
 
