@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -66,19 +67,40 @@ class CasesConfig(_Section):
 TIME_UNITS = ("ns", "us", "µs", "ms", "s", "cycles")
 
 
+class ObjectiveKind(StrEnum):
+    """What the evaluator reports, and so which acceptance rule decides (looplab/acceptance/choose.py)."""
+
+    TIME = "time"  # timing samples
+    SCORE = "score"  # a value the evaluator computes
+    JUDGED = "judged"  # each case's output, compared by a model
+
+
+class Direction(StrEnum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class NoiseSetting(StrEnum):
+    """For a score: is it the same every run? AUTO evaluates the baseline twice to find out."""
+
+    AUTO = "auto"
+    DETERMINISTIC = "deterministic"
+    NOISY = "noisy"
+
+
 class ObjectiveConfig(_Section):
     # "time": the harness reports timing samples; "score": a value the evaluator computes; "judged": the
     # harness reports each case's output and a model compares them ([judge]). Unset: time for a time unit, else score.
-    kind: Literal["time", "score", "judged"] | None = None
+    kind: ObjectiveKind | None = None
     metric: str = ""  # score: the reported metric that decides (default: the line's samples/score)
     metrics: list[str] = Field(default_factory=list)  # other named metrics shown beside it
-    direction: Literal["minimize", "maximize"] = "minimize"
+    direction: Direction = Direction.MINIMIZE
     unit: str = "us"
     # Relative gain the candidate must clear (0.02 = 2%); unset: 1% for time, 0 (strictly better) for a score.
     min_gain: float | None = Field(default=None, ge=0, lt=1)
     min_gain_abs: float = Field(default=0.0, ge=0)  # score: absolute gain in the metric's unit
     # score: "auto" evaluates the baseline twice and picks deterministic (equal) or noisy (different).
-    noise: Literal["auto", "deterministic", "noisy"] = "auto"
+    noise: NoiseSetting = NoiseSetting.AUTO
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     rounds: int = Field(default=3, ge=1, le=100)  # interleaved candidate/incumbent runs (replicates)
     max_rounds: int = Field(default=9, ge=1, le=1000)  # cap for sequential testing
@@ -86,18 +108,18 @@ class ObjectiveConfig(_Section):
     @model_validator(mode="after")
     def _resolve(self) -> ObjectiveConfig:
         if self.kind is None:
-            self.kind = "time" if self.unit in TIME_UNITS else "score"
-        if self.kind == "judged" and self.unit in TIME_UNITS:
+            self.kind = ObjectiveKind.TIME if self.unit in TIME_UNITS else ObjectiveKind.SCORE
+        if self.kind is ObjectiveKind.JUDGED and self.unit in TIME_UNITS:
             self.unit = "judged"  # wins against losses: no unit of measure
         if self.min_gain is None:
-            self.min_gain = 0.01 if self.kind == "time" else 0.0
-        if self.kind == "time" and self.min_gain_abs:
+            self.min_gain = 0.01 if self.kind is ObjectiveKind.TIME else 0.0
+        if self.kind is ObjectiveKind.TIME and self.min_gain_abs:
             raise ValueError("min_gain_abs is for score objectives; a time objective's gain is relative (min_gain)")
         return self
 
     @property
     def is_time(self) -> bool:
-        return self.kind == "time"
+        return self.kind is ObjectiveKind.TIME
 
 
 class JudgeConfig(_Section):

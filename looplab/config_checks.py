@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from looplab import filesets
-from looplab.config import EXTENSIONS, Experiment
+from looplab.config import EXTENSIONS, Experiment, ObjectiveKind
 from looplab.errors import UserError
 
 
@@ -71,7 +71,7 @@ def check_files(exp: Experiment, toml_path: Path) -> None:
     if cfg.evaluate.command and not cfg.evaluate.evaluator and not cfg.cases.search:
         raise UserError(f"{toml_path}: field 'cases.search': no search cases (fix: name at least one case the "
                         "harness measures, e.g. search = [\"n128\"]; search cases decide acceptance)")
-    if cfg.objective.kind == "judged" and not (exp.root / cfg.judge.rubric).is_file():
+    if cfg.objective.kind is ObjectiveKind.JUDGED and not (exp.root / cfg.judge.rubric).is_file():
         raise UserError(f"{toml_path}: field 'judge.rubric': file {cfg.judge.rubric} not found in {exp.root} "
                         "(fix: write what makes one output better than another in it, or point the field at it)")
     overlap = set(cfg.cases.search) & set(cfg.cases.holdout)

@@ -7,7 +7,7 @@ from looplab.acceptance.deterministic_score import DeterministicScoreRule
 from looplab.acceptance.noisy_score import NoisyScoreRule
 from looplab.acceptance.scores import values_of
 from looplab.acceptance.timing import TimingRule
-from looplab.config import Experiment
+from looplab.config import Experiment, NoiseSetting, ObjectiveKind
 from looplab.errors import UserError
 from looplab.executors import Executor
 from looplab.records import Evaluation
@@ -24,7 +24,7 @@ def configured_noise(experiment: Experiment, measured: str | None) -> Noise:
 def rule_for(experiment: Experiment, evaluator: Executor, measured_noise: str | None = None) -> AcceptanceRule:
     objective = experiment.config.objective
     direction = evaluator.direction
-    if objective.kind == "judged":
+    if objective.kind is ObjectiveKind.JUDGED:
         from looplab.acceptance import pairwise
         from looplab.acceptance.judged import JudgedRule
 
@@ -40,12 +40,12 @@ async def measure_noise(experiment: Experiment, evaluator: Executor, source: str
     """Evaluate `source` once more (fresh inputs) and compare with `first`: the same values on every
     case make the score deterministic. Time objectives are noisy by nature and are not measured."""
     objective = experiment.config.objective
-    if objective.kind == "judged":
+    if objective.kind is ObjectiveKind.JUDGED:
         _check_outputs(experiment, first)
         return Noise.NOISY  # the judge compares outputs; a second run would tell nothing
     if objective.is_time:
         return Noise.NOISY
-    if objective.noise != "auto":
+    if objective.noise is not NoiseSetting.AUTO:
         return Noise(objective.noise)
     metric = experiment.config.objective.metric
     cases = [c for c in first.cases if c in evaluator.search_cases] or list(first.cases)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from looplab.acceptance import judge_prompt
 from looplab.acceptance.judge_prompt import Answer
-from looplab.config import Experiment, JudgeConfig
+from looplab.config import Experiment, JudgeConfig, ObjectiveKind
 from looplab.errors import UserError
 from looplab.models.base import ModelError, ModelProvider
 from looplab.records import Usage
@@ -239,7 +239,7 @@ def build(experiment: Experiment, *, model: str | None = None, base_url: str | N
 def install_for(experiment: Experiment, *, model: str | None = None, base_url: str | None = None,
                 price: str | None = None) -> PairJudge | None:
     """For a judged objective, install the judge the flags or [judge] name (the CLI's commands); else None."""
-    if experiment.config.objective.kind != "judged":
+    if experiment.config.objective.kind is not ObjectiveKind.JUDGED:
         return None
     judge = build(experiment, model=model, base_url=base_url, price=price)
     install(judge)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from looplab.acceptance.stats import case_value
-from looplab.config import Experiment
+from looplab.config import Direction, Experiment, ObjectiveKind
 from looplab.propose import memory
 from looplab.propose.parents import Plan, SearchView
 from looplab.propose.prompt import Failure, Parent, PromptContext
@@ -61,7 +61,7 @@ def _case_metrics(case: CaseResult, wanted: list[str], limit: int = 4) -> list[s
 def measured(experiment: Experiment, row: AttemptRow) -> str:
     """What the evaluator measured for the current best on the search cases (never the holdout ones)."""
     obj = experiment.config.objective
-    if obj.kind == "judged":
+    if obj.kind is ObjectiveKind.JUDGED:
         return _judged_outputs(experiment, row)
     unit = f" {obj.unit}" if obj.unit and obj.unit != "score" else ""
     parts = []
@@ -89,7 +89,7 @@ def _judged_outputs(experiment: Experiment, row: AttemptRow) -> str:
 def feedback(experiment: Experiment, row: AttemptRow) -> str:
     """The evaluator's words on one attempt besides its verdict: text feedback and named diagnostics."""
     said: list[str] = []
-    judged = experiment.config.objective.kind == "judged"  # its inputs and outputs are not feedback
+    judged = experiment.config.objective.kind is ObjectiveKind.JUDGED  # its inputs and outputs are not feedback
     for case in row.cases.values():
         for k, v in case.metrics.items():
             if isinstance(v, str) and v.strip() and k not in _NOT_SHOWN and not (judged and k in ("input", "output")):
@@ -118,7 +118,7 @@ def specialists(store: Store, experiment: Experiment, incumbent: AttemptRow) -> 
 
 
 def _case_leaders(rows: list[AttemptRow], experiment: Experiment) -> dict[str, tuple[float, int]]:
-    minimize = experiment.config.objective.direction == "minimize"
+    minimize = experiment.config.objective.direction is Direction.MINIMIZE
     best: dict[str, tuple[float, int]] = {}
     for row in rows:
         for name, case in row.cases.items():

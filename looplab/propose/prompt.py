@@ -9,7 +9,7 @@ from importlib import resources
 import jinja2
 
 from looplab import filesets
-from looplab.config import Experiment
+from looplab.config import Experiment, ObjectiveKind
 from looplab.records import Message
 
 SYSTEM = (
@@ -65,7 +65,7 @@ def goal_words(experiment: Experiment) -> tuple[str, str]:
     obj = experiment.config.objective
     if obj.is_time:
         return "faster", ""
-    if obj.kind == "judged":
+    if obj.kind is ObjectiveKind.JUDGED:
         return "better", " (a judge compares its outputs with the current best's, case by case, under a rubric)"
     metric = f"`{obj.metric}`" if obj.metric else "score"
     return "better", f" (a {'higher' if obj.direction == 'maximize' else 'lower'} {metric} is better)"

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from looplab.acceptance.stats import geomean
-from looplab.config import Experiment
+from looplab.config import Direction, Experiment, ObjectiveKind
 from looplab.filesets import write_atomic
 from looplab.layout import SCORES_JSON, SCORES_MD
 from looplab.propose.memory import write_memory
@@ -140,7 +140,7 @@ def _cases(rows: list[AttemptRow], experiment: Experiment, direction: str) -> li
             m = c.median if c is not None and c.ok else None
             if m is None:
                 continue
-            if best is None or (m < best[0] if direction == "minimize" else m > best[0]):
+            if best is None or (m < best[0] if direction == Direction.MINIMIZE else m > best[0]):
                 best = (m, r)
         if best is None and name in holdout:
             continue  # no holdout data yet: keep the table to what was measured
@@ -186,7 +186,7 @@ def scores_dict(store: Store, experiment: Experiment) -> dict:
     data["winners"] = [_winner(r, base_metric, direction) for r in rows]
     data["cases"] = _cases(rows, experiment, direction)
     data["reference"] = _reference(store, data["cases"], experiment, direction)
-    if experiment.config.objective.kind == "judged":
+    if experiment.config.objective.kind is ObjectiveKind.JUDGED:
         data["judged"] = True  # no measured values: each winner won comparisons against the incumbent it beat
     return data
 
