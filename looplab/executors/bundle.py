@@ -42,6 +42,7 @@ def pack(root: Path) -> tuple[bytes, str]:
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 info.mtime = 0
+                info.mode = 0o755 if info.mode & 0o111 else 0o644  # the same files under any umask: same digest
                 if info.isreg():
                     with open(path, "rb") as f:
                         tar.addfile(info, f)

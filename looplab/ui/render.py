@@ -23,7 +23,6 @@ from looplab.ui import charts, templates
 from looplab.ui.views import (
     OUTCOME_COLORS,
     View,
-    all_cases,
     attempt_table,
     gain,
     outcome_name,
@@ -142,7 +141,7 @@ def attempt_body(view: View, row: AttemptRow, calls: list[dict[str, Any]], back:
     comparisons = row.decision.get("cases") or {}
     base_cases = view.baseline.cases if view.baseline else {}
     cases = []
-    for name, c in all_cases(row).items():
+    for name, c in row.all_cases().items():
         base = base_cases.get(name)
         base_median = base.median if base is not None and base.ok else None
         cases.append({

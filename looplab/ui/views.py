@@ -110,7 +110,6 @@ def parent_of(view: View, row: AttemptRow) -> int:
     return max(before, key=lambda r: (r.ended_at or 0, r.id)).id if before else 0
 
 
-all_cases = AttemptRow.all_cases  # search and holdout results: the one merge, on the row
 
 
 def summary(view: View) -> dict[str, Any]:
@@ -203,7 +202,7 @@ def case_speedups(view: View) -> list[dict[str, Any]]:
     out = []
     for r in shown:
         per_case = {}
-        for name, case in all_cases(r).items():
+        for name, case in r.all_cases().items():
             base = view.baseline.cases.get(name)
             if case.ok and base is not None and base.ok:
                 per_case[name] = times_better(base.median, case.median, view.direction)
