@@ -9,7 +9,7 @@ from importlib import resources
 import jinja2
 
 from looplab import filesets
-from looplab.config import Experiment, ObjectiveKind
+from looplab.config import Direction, Experiment, ObjectiveKind
 from looplab.records import Message
 
 SYSTEM = (
@@ -68,7 +68,7 @@ def goal_words(experiment: Experiment) -> tuple[str, str]:
     if obj.kind is ObjectiveKind.JUDGED:
         return "better", " (a judge compares its outputs with the current best's, case by case, under a rubric)"
     metric = f"`{obj.metric}`" if obj.metric else "score"
-    return "better", f" (a {'higher' if obj.direction == 'maximize' else 'lower'} {metric} is better)"
+    return "better", f" (a {'higher' if obj.direction is Direction.MAXIMIZE else 'lower'} {metric} is better)"
 
 
 FILES_SYSTEM = SYSTEM.replace("exactly one fenced code block", "each file you change in its own fenced code block, "

@@ -6,12 +6,13 @@ import time
 
 from looplab.config import Experiment
 from looplab.models.base import ModelError, ModelProvider, RepliesExhausted
+from looplab.propose.prompt import goal_words
 from looplab.records import Message, Usage
 from looplab.store import Store
 
 RECENT = 20
 INSTRUCTION = (
-    "Below are the latest attempts of a search for a faster implementation, newest first, with the "
+    "Below are the latest attempts of a search for a {goal} implementation{note}, newest first, with the "
     "evaluator's verdict. Write at most 8 short bullet points of insight that will help the next attempts: "
     "which techniques pay off, which mistakes keep recurring, what is worth trying next. Bullets only."
 )
@@ -30,7 +31,8 @@ async def reflect(experiment: Experiment, store: Store, provider: ModelProvider,
     if not lines:
         return False
     previous = store.get_meta("insights") or "(none yet)"
-    prompt = f"{INSTRUCTION}\n\nPrevious insights:\n{previous}\n\nAttempts:\n" + "\n".join(lines)
+    goal, note = goal_words(experiment)  # a score or a judged output is "better", not "faster"
+    prompt = f"{INSTRUCTION.format(goal=goal, note=note)}\n\nPrevious insights:\n{previous}\n\nAttempts:\n" + "\n".join(lines)
     started = time.monotonic()
     try:
         reply = await provider.complete([Message("user", experiment.hide_holdout(prompt))], timeout_s=timeout_s)
