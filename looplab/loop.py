@@ -226,6 +226,10 @@ async def _one_attempt(s: Search, progress: Progress, index: int,
         raise
     except RunStopped:
         raise  # the attempt is recorded already
+    except ModelAccessError as e:  # the judge model refused its key mid-judgement: no attempt can be judged
+        with contextlib.suppress(Exception):
+            finish(s, attempt.id, Assessment(Outcome.INFRA_ERROR, str(e)))
+        raise RunStopped(str(e)) from None
     except Exception as e:  # a fault of looplab or the machine, never of the candidate: record it
         fatal = e if isinstance(e, UserError) else disk_fault(e, s.experiment.root)
         if fatal is not None:  # a git hook refused the winner, a full disk, a broken store: record, stop

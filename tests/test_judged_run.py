@@ -101,6 +101,22 @@ def test_the_budget_stops_a_run_whose_judge_spends_it(root: Path) -> None:
     assert sum(c["cost_usd"] for c in calls(exp) if c["kind"] == "judge") == pytest.approx(0.6)
 
 
+def test_a_judge_model_that_refuses_its_key_stops_the_run_at_once(root: Path) -> None:
+    exp = judged_experiment(root).root
+    model = replies(root / "r.jsonl", *(prompt(f"level: {k}") for k in range(4, 10)))
+    with OpenAIServer(better_judge, fail_first=[401] * 50) as server:
+        result = looplab("run", str(exp), "--model", model, "--loop", "5", *judge_flags(server, "1/2"))
+        requests = len(server.requests)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "the judge model openai:judge-model" in line and "rejected the API key" in line and "fix:" in line, line
+    assert requests <= 2 * len(SEARCH)  # one round's comparisons (both orders) were in flight; no more
+    first = json.loads((exp / "runs" / "0001" / "result.json").read_text())
+    assert first["outcome"] == "infra_error" and "rejected the API key" in first["reason"]
+    assert not (exp / "runs" / "0002").exists()
+    assert [c["kind"] for c in calls(exp) if c["error"]] == ["judge"] * requests
+
+
 def test_calibrate_reports_false_wins_and_order_flips(root: Path) -> None:
     exp = judged_experiment(root, baseline=prompt("level: 3", "jitter: 2")).root  # a sampling task model
     with OpenAIServer(first_judge) as server:

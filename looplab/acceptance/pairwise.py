@@ -31,7 +31,7 @@ from looplab.acceptance import judge_prompt
 from looplab.acceptance.judge_prompt import Answer
 from looplab.config import Experiment, JudgeConfig, ObjectiveKind
 from looplab.errors import UserError
-from looplab.models.base import ModelError, ModelProvider
+from looplab.models.base import ModelAccessError, ModelError, ModelProvider
 from looplab.records import Usage
 
 if TYPE_CHECKING:
@@ -165,11 +165,23 @@ class PairJudge:
         budget = sink is not None and sink.budget_usd is not None
         limit = asyncio.Semaphore(1 if budget else self.config.concurrency)  # made here: bound to the running loop
 
+        refused: list[ModelAccessError] = []
+
         async def one(t: tuple[str, object, object, object]) -> Comparison:
             async with limit:
-                return await self.compare(*t)
+                if refused:  # the key was refused: ask no more, but let the calls in flight land (recorded)
+                    raise refused[0]
+                try:
+                    return await self.compare(*t)
+                except ModelAccessError as e:
+                    refused.append(e)
+                    raise
 
-        return list(await asyncio.gather(*(one(t) for t in triples)))
+        results = await asyncio.gather(*(one(t) for t in triples), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise refused[0] if refused else failed[0]
+        return list(results)  # type: ignore[arg-type]
 
     def _count(self, c: Comparison) -> Comparison:
         self.tally.verdicts[c.verdict] = self.tally.verdicts.get(c.verdict, 0) + 1
@@ -192,6 +204,8 @@ class PairJudge:
             self.tally.failed_calls += 1
             if sink is not None:
                 sink.record(self.provider.name, Usage(), time.monotonic() - started, error=str(e))
+            if isinstance(e, ModelAccessError):  # the judge's key is refused: no later comparison can succeed
+                raise ModelAccessError(f"the judge model {self.provider.name}: {e}") from None
             raise JudgeError(f"{self.provider.name}: {e}") from None
         self.tally.calls += 1
         self.tally.usage = self.tally.usage + reply.usage
