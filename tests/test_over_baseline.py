@@ -13,7 +13,7 @@ from rich.console import Console
 from looplab.config import Experiment, load_experiment
 from looplab.propose.context import speedup_label
 from looplab.records import CaseResult, Decision, Evaluation, Outcome, times_better
-from looplab.report.progress import RichProgress
+from looplab.report.panel import RichProgress
 from looplab.report.scores import status_dict
 from looplab.store import Store
 from looplab.ui.views import build_view, gain

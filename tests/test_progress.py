@@ -15,7 +15,8 @@ from rich.console import Console
 
 from looplab.config import load_experiment
 from looplab.records import Outcome, Usage
-from looplab.report.progress import LineProgress, RichProgress, duration, make_progress
+from looplab.report.panel import RichProgress
+from looplab.report.progress import LineProgress, duration, make_progress
 from looplab.store import AttemptRow, Store
 
 sys.path.insert(0, str(Path(__file__).parent))

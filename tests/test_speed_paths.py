@@ -172,3 +172,53 @@ def test_rows_read_once_still_show_every_write(tmp_path: Path) -> None:
     store.finish_attempt(second, outcome=Outcome.SLOWER, source="b", evaluation=ev)
     assert [r.outcome for r in store.attempts(light=True, newest_first=True, limit=1)] == [Outcome.SLOWER]
     store.close()
+
+
+LAUNCH = '''
+import builtins, io, sys, threading
+loaded_by = {}
+original_import = builtins.__import__
+
+def spy(name, *args, **kwargs):  # who imports the heavy SDKs first, and on which thread
+    top = name.partition(".")[0]
+    if top in ("openai", "genai_prices", "rich", "anthropic") and top not in sys.modules:
+        loaded_by.setdefault(top, threading.current_thread().name)
+    return original_import(name, *args, **kwargs)
+
+builtins.__import__ = spy
+import looplab.cli
+from looplab.cli import _cmd_run  # noqa: F401
+from looplab.compat import run_settings  # noqa: F401 — what _cmd_run imports before the provider
+from looplab.config import load_experiment  # noqa: F401
+from looplab.evaluation.evaluator import Evaluator  # noqa: F401
+from looplab.loop import RunOptions, run_search  # noqa: F401
+from looplab.models import provider_from_spec
+from looplab.models.priced import PricedProvider
+from looplab.models.usage import parse_price
+from looplab.report.closing import closing_lines  # noqa: F401
+from looplab.report.progress import make_progress
+from looplab.report.status import print_status  # noqa: F401
+make_progress(io.StringIO()).note("a pipe gets plain lines")
+PricedProvider(provider_from_spec("command:true"), parse_price("1/2"))
+print(sorted(loaded_by), flush=True)
+provider = provider_from_spec("openai:m", base_url="http://127.0.0.1:9", env={})
+main = threading.current_thread()
+for thread in threading.enumerate():
+    if thread is not main:
+        thread.join()
+print(sorted(loaded_by.items()))
+'''
+
+
+def test_launch_loads_no_sdk_on_the_main_thread(tmp_path: Path) -> None:
+    """Launch → first model request: the run path imports neither the SDKs, genai-prices nor rich (in a pipe);
+    an openai: provider loads its SDK in a thread of its own while the run prepares."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LAUNCH], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.splitlines()
+    assert before == "[]"
+    assert after == "[('openai', 'looplab-openai-load')]"

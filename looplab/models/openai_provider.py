@@ -1,14 +1,22 @@
 """OpenAI chat completions through the official SDK; also any OpenAI-compatible server via base_url
-(vLLM, Ollama, llama.cpp server, LM Studio)."""
+(vLLM, Ollama, llama.cpp server, LM Studio).
+
+The SDK takes about 0.3 s to import, so a provider loads it and builds its client in a thread of its
+own from the moment it is made, while the run opens its store and evaluates the baseline; the first
+call waits for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
-import openai
-
+from looplab.errors import UserError
 from looplab.models.base import ModelError
 from looplab.models.retry import RetryPolicy, call_with_retries, classify_http_error
 from looplab.models.usage import estimate_cost
@@ -28,8 +36,10 @@ class OpenAIProvider:
         self.official = base_url is None or urlparse(base_url).hostname == OFFICIAL_HOST
         self._vendor = "OpenAI" if self.official else f"the server at {base_url}"
         self._url = base_url or f"https://{OFFICIAL_HOST}/v1"
-        # max_retries=0: call_with_retries is the only retry policy.
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+        if importlib.util.find_spec("openai") is None:
+            raise UserError(f"model spec {self.name!r}: the openai package is not installed "
+                            "(fix: pip install openai)")
+        self._sdk: Future[tuple[Any, Any]] = _in_background(_load_sdk, api_key, base_url)
 
     async def complete(
         self,
@@ -53,9 +63,11 @@ class OpenAIProvider:
         if stop:
             request["stop"] = stop
 
+        openai, client = await self._loaded()
+
         async def attempt() -> Any:
             try:
-                return await self._client.chat.completions.create(**request, timeout=timeout_s)
+                return await client.chat.completions.create(**request, timeout=timeout_s)
             except (openai.APIError, ValueError) as e:  # ValueError: a body that is not JSON or not UTF-8
                 raise classify_http_error(
                     e, vendor=self._vendor, key_env="OPENAI_API_KEY", url=self._url, model=self.model
@@ -92,5 +104,38 @@ class OpenAIProvider:
         usage.cost_usd = estimate_cost("openai", self.model, usage, base_url=self.base_url)
         return usage
 
+    async def _loaded(self) -> tuple[Any, Any]:
+        """(the openai module, the client), once the background load has finished."""
+        try:
+            return await asyncio.wrap_future(self._sdk)
+        except ImportError as e:  # an install that is broken, not absent (that is caught in __init__)
+            raise UserError(f"{self.name}: the openai package failed to load: {e} "
+                            "(fix: pip install --force-reinstall openai)") from None
+
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._sdk.done() and self._sdk.exception() is None:  # a client never loaded holds no connections
+            await self._sdk.result()[1].close()
+
+
+def _load_sdk(api_key: str, base_url: str | None) -> tuple[Any, Any]:
+    import openai
+
+    # max_retries=0: call_with_retries is the only retry policy.
+    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+    client.chat.completions  # noqa: B018 — the SDK builds its resources on first use: here, off the first call's path
+    return openai, client
+
+
+def _in_background(load: Any, *args: Any) -> Future:
+    """Run load(*args) in a thread; its result (or exception) in a Future. Not a daemon thread: an
+    interpreter that exits meanwhile waits for the import rather than tearing it down half done."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(load(*args))
+        except BaseException as e:  # noqa: BLE001 — the caller re-raises it where it awaits the result
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="looplab-openai-load").start()
+    return future

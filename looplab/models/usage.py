@@ -6,9 +6,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from genai_prices import Usage as PriceUsage
-from genai_prices import calc_price
-
 from looplab.errors import UserError
 from looplab.records import Usage
 
@@ -34,6 +31,10 @@ def estimate_cost(
     provider_id = PRICED_PROVIDERS.get(provider)
     if provider_id is None or not model:
         return None
+    # genai-prices (with httpx) takes ~0.1 s to import: at the first price, not at launch.
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
     tokens = PriceUsage(
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
