@@ -151,6 +151,68 @@ def test_a_child_leaves_nothing_for_the_next(tmp_path: Path) -> None:
     ev.close()
 
 
+TAMPER_EVALUATOR = '''
+import importlib.util
+
+def evaluate(program_path):
+    spec = importlib.util.spec_from_file_location("program", program_path)
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    found = program.probe(__file__) + (["module"] if globals().get("TAMPERED") else [])
+    return {"combined_score": float(program.score()), "found": ",".join(found) or "nothing"}
+'''
+
+# Looks for what an earlier child did to its copy of the experiment, then rewrites that copy: the evaluator's
+# source and compiled code, a data file beside it, a new file.
+TAMPER = '''
+import importlib.util
+import os
+import py_compile
+
+# EVOLVE-BLOCK-START
+def score():
+    return 3.0
+# EVOLVE-BLOCK-END
+
+
+def probe(evaluator):
+    here = os.path.dirname(evaluator)
+    found = [name for name, seen in [
+        ("evaluator", "TAMPERED = True" in open(evaluator).read()), ("planted", os.path.exists(os.path.join(here, "planted"))),
+        ("data", open(os.path.join(here, "data.txt")).read() != "pristine\\n")] if seen]
+    with open(evaluator, "a") as f:
+        f.write("\\nTAMPERED = True\\n")
+    cached = importlib.util.cache_from_source(evaluator)
+    try:
+        py_compile.compile(evaluator, cfile=cached, doraise=True)
+    except (OSError, py_compile.PyCompileError):
+        os.rename(os.path.dirname(cached), os.path.join(here, "old-cache"))  # its folder is the child's
+        py_compile.compile(evaluator, cfile=cached, doraise=True)
+    with open(os.path.join(here, "planted"), "w") as f:
+        f.write("left behind")
+    with open(os.path.join(here, "data.txt"), "w") as f:
+        f.write("changed\\n")
+    return found
+'''
+
+
+def test_a_child_that_rewrites_its_copy_of_the_experiment_changes_nothing_for_the_next(tmp_path: Path) -> None:
+    root = folder(tmp_path, TAMPER)
+    (root / "evaluator.py").write_text(textwrap.dedent(TAMPER_EVALUATOR))
+    (root / "data.txt").write_text("pristine\n")
+    exp = load_experiment(root)
+    ev = Evaluator(exp)
+    honest = textwrap.dedent(PROGRAM).replace("def probe():", "def probe(evaluator):")
+    runs = [evaluate(ev, exp.baseline_source) for _ in range(3)] + [evaluate(ev, honest)]
+    assert ev._warm is not None and ev._warm.started == 1
+    for run in runs:
+        assert run.ok, run.reason
+        assert run.cases["score"].samples == [3.0] and run.cases["score"].metrics["found"] == "nothing"
+    assert "TAMPERED = True" not in (root / "evaluator.py").read_text() and (root / "data.txt").read_text() == "pristine\n"
+    assert not (root / "planted").exists()
+    ev.close()
+
+
 def _cmdline(pid: str) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()

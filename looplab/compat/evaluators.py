@@ -5,10 +5,13 @@ printing one protocol line for the case "score".
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import py_compile
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from looplab.compat import calls
@@ -20,6 +23,7 @@ STANDINS = Path(__file__).parent / "standins"
 GRACE_S = 30.0  # the sandbox's own deadline beyond the runner's per-call timeouts
 LINK_ABOVE = 1 << 20  # larger files are linked (read-only in the sandbox), not copied
 _NEVER = {"__pycache__", ".git"}
+_BYTECODE: dict[tuple, bytes] = {}  # (evaluator, its mtime and size) -> its bytecode, compiled once per process
 
 
 def sandbox_timeout_s(evaluate: EvaluateConfig) -> float:
@@ -50,6 +54,28 @@ def workspace(exp: Experiment, dest: Path) -> None:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
                 os.chmod(path, os.stat(path).st_mode | 0o666)
+    _write_bytecode(exp.root / exp.config.evaluate.evaluator, dest / exp.config.evaluate.evaluator)
+
+
+def _write_bytecode(source: Path, copy: Path) -> None:
+    """The evaluator's compiled code beside its copy (__pycache__, as Python itself would write it), so that an
+    evaluation imports it instead of compiling it; Python checks it against the copy's mtime and size, which
+    are the source's (a stale or altered one is compiled again, never used)."""
+    try:
+        st = source.stat()
+        if not copy.is_file() or source.suffix != ".py":
+            return
+        key = (str(source), st.st_mtime_ns, st.st_size)
+        code = _BYTECODE.get(key)
+        if code is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                py_compile.compile(str(source), cfile=os.path.join(tmp, "c.pyc"), doraise=True)
+                code = _BYTECODE[key] = Path(tmp, "c.pyc").read_bytes()
+        cached = Path(importlib.util.cache_from_source(str(copy)))
+        cached.parent.mkdir(mode=0o755, exist_ok=True)
+        cached.write_bytes(code)
+    except (OSError, py_compile.PyCompileError, ValueError):
+        pass  # the evaluation compiles it, as without this
 
 
 def argv(exp: Experiment, workdir: Path, candidate: Path, nonce: str) -> list[str]:

@@ -9,12 +9,14 @@ working directory (looplab/compat/evaluators.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import shlex
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from looplab import harness
@@ -49,6 +51,7 @@ class Evaluator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._warm: warm.WarmPool | None = None
         self._warm_hosts = warm_hosts
+        self._workspace = functools.partial(evaluators.workspace, experiment)  # one object: the pool's key for folders made ahead
 
     def warm_pool(self) -> warm.WarmPool | None:
         """Warm hosts for an evaluator file, where they can serve (looplab/sandbox/warm.py); None: runs are cold."""
@@ -79,6 +82,13 @@ class Evaluator:
         return bool(self.config.evaluate.evaluator)
 
     @property
+    def unbuilt(self) -> bool:
+        """An evaluator file with nothing to build or screen (no build command, one file that is not C): a warm
+        evaluation writes the candidate straight into its folder, without the build cache."""
+        exp = self.experiment
+        return self.openevolve and not self.config.build.command and not exp.is_files and exp.language != "c"
+
+    @property
     def direction(self) -> str:
         """OpenEvolve and Shinka scores are always maximised; otherwise experiment.toml decides."""
         return "maximize" if self.openevolve else self.config.objective.direction
@@ -105,14 +115,28 @@ class Evaluator:
         """timed: a timing run, pinned to this machine's timing core (the caller holds the timing lock)."""
         start = time.monotonic()
         seed = secrets.randbelow(2**31) if seed is None else seed
-        build = await self.build(source)
-        if not build.ok:
-            return Evaluation(ok=False, failure=build.failure, reason=build.reason, log=build.log,
-                              seed=seed, wall_s=time.monotonic() - start)
         cases = [SCORE_CASE] if self.openevolve else list(cases)
-        ev = await self._run(build, cases, seed, timing_cpu() if timed else None)
+        pin_cpu = timing_cpu() if timed else None
+        ev = await self._run_unbuilt(source, cases, pin_cpu) if self.unbuilt else None
+        if ev is None:
+            build = await self.build(source)
+            if not build.ok:
+                return Evaluation(ok=False, failure=build.failure, reason=build.reason, log=build.log,
+                                  seed=seed, wall_s=time.monotonic() - start)
+            ev = await self._run(build, cases, seed, pin_cpu)
         ev.seed, ev.wall_s = seed, time.monotonic() - start
         return ev
+
+    async def _run_unbuilt(self, source: str, cases: list[str], pin_cpu: int | None) -> Evaluation | None:
+        """A warm evaluation of a candidate with nothing to build; None: no warm host (a cold run, built)."""
+        pool = self.warm_pool()
+        if pool is None:
+            return None
+        nonce = secrets.token_hex(16)
+        timeout = evaluators.sandbox_timeout_s(self.config.evaluate)
+        name = f"candidate.{self.experiment.ext}"
+        res = await self._run_warm(pool, name, lambda path: path.write_text(source), nonce, timeout, pin_cpu)
+        return None if res is None else self._interpret(res, cases, nonce, timeout)
 
     async def _run(self, build: Build, cases: list[str], seed: int, pin_cpu: int | None) -> Evaluation:
         exp, cfg = self.experiment, self.config
@@ -120,7 +144,8 @@ class Evaluator:
         pool = self.warm_pool()
         if pool is not None:  # a fresh child of a warm host (None: no host could start, so a cold run)
             timeout = evaluators.sandbox_timeout_s(cfg.evaluate)
-            warm_res = await self._run_warm(pool, build, nonce, timeout, pin_cpu)
+            warm_res = await self._run_warm(pool, build.candidate.name, lambda path: shutil.copy2(build.candidate, path),
+                                            nonce, timeout, pin_cpu)
             if warm_res is not None:
                 return self._interpret(warm_res, cases, nonce, timeout)
         work = exp.state_dir / "work" / secrets.token_hex(8)
@@ -148,22 +173,20 @@ class Evaluator:
             shutil.rmtree(work, ignore_errors=True)
         return self._interpret(res, cases, check_nonce, timeout)
 
-    async def _run_warm(self, pool: warm.WarmPool, build: Build, nonce: str, timeout: float,
-                        pin_cpu: int | None) -> SandboxResult | None:
+    async def _run_warm(self, pool: warm.WarmPool, name: str, write: Callable[[Path], object], nonce: str,
+                        timeout: float, pin_cpu: int | None) -> SandboxResult | None:
+        """write(path) puts the candidate, named name, in a folder of its own in the child's copy of the experiment."""
         exp = self.experiment
+        own = f".looplab-candidate-{secrets.token_hex(4)}"  # beside the evaluator's files, not among them
 
         def prepare(work: Path) -> list[str]:
-            evaluators.workspace(exp, work)
-            own = work / f".looplab-candidate-{secrets.token_hex(4)}"  # beside the evaluator's files, not among them
-            own.mkdir()
-            candidate = own / build.candidate.name
-            shutil.copy2(build.candidate, candidate)
-            argv = evaluators.argv(exp, work, candidate, nonce)
-            return argv[3:]
+            (work / own).mkdir()
+            write(work / own / name)
+            return evaluators.argv(exp, work, work / own / name, nonce)[3:]
 
-        script = evaluators.argv(exp, exp.root, build.candidate, nonce)[2]
+        script = evaluators.argv(exp, exp.root, exp.root, nonce)[2]
         return await pool.run(script, prepare=prepare, timeout_s=timeout, limits=self.config.limits,
-                              pin_cpu=pin_cpu)
+                              pin_cpu=pin_cpu, template=self._workspace)
 
     def _interpret(self, res: SandboxResult, cases: list[str], nonce: str | None, timeout: float) -> Evaluation:
         limits = self.config.limits

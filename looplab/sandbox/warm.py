@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -46,6 +47,8 @@ START_TIMEOUT_S = 60.0  # a host's imports (numpy, scipy, ...) on a loaded machi
 REPLY_GRACE_S = 10.0  # after a kill, the host must report the child's end within this
 JOBS_PER_HOST = 500  # then a fresh host: nothing accumulates, however well each child was cleaned
 _RUNNER_IMPORTS = ["importlib.util", "json", "math", "threading", "traceback", "subprocess", "tempfile"]
+# Off the evaluation's path: the next child's folder made ahead, a finished uid's last sweep.
+_BACKGROUND = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="looplab-warm")
 
 
 def available() -> bool:
@@ -102,6 +105,7 @@ class Host:
         self.served = 0
         self.ready = False  # it said it has imported what it imports
         self.why = ""  # why it must be replaced (empty: it serves)
+        self.next: tuple[Callable[[Path], None], concurrent.futures.Future] | None = None  # its next child's folder
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.setblocking(False)
         argv = [*sandbox_argv, sys.executable, "-I", str(HOST), str(theirs.fileno()), json.dumps(imports)]
@@ -129,6 +133,8 @@ class Host:
 
     def close(self) -> None:
         self.why = self.why or "closed"
+        if self.next is not None:  # a next folder still being filled: done first, then removed with the rest
+            concurrent.futures.wait([self.next[1]], timeout=30)
         with contextlib.suppress(OSError):
             self.sock.close()
         if self.proc.poll() is None:
@@ -157,6 +163,7 @@ class WarmPool:
         self.started = 0  # hosts started (tests and benchmarks read it)
         self.dropped: list[str] = []  # why each host that is gone was replaced
         self.times: collections.deque = collections.deque(maxlen=1000)  # per evaluation: sent, host got it, forked, child ended, cleaned, answer read
+        self._sweeping: set[int] = set()  # uids whose last sweep runs in the background: not drawn again until done
         weakref.finalize(self, _close_all, self._all, self.root)
 
     def _start(self) -> Host:
@@ -206,17 +213,18 @@ class WarmPool:
                 self._idle.append(self._start())
 
     async def run(self, script: str, *, prepare: Callable[[Path], list[str]], timeout_s: float,
-                  limits: LimitsConfig, pin_cpu: int | None = None) -> SandboxResult | None:
+                  limits: LimitsConfig, pin_cpu: int | None = None,
+                  template: Callable[[Path], None] | None = None) -> SandboxResult | None:
         """Run `python -I script ARGS` as a fresh child of a warm host; prepare(folder) fills the child's
-        private folder and returns ARGS (its paths in that folder). None: no host could start (the
-        caller runs it cold)."""
+        private folder and returns ARGS (its paths in that folder); template(folder) fills what all folders hold
+        alike, in the background for the host's next one (root's, 0700: no child reaches it before its own).
+        None: no host could start (the caller runs it cold)."""
         for _ in range(2):  # a host that died while idle is replaced before the evaluation starts
             host = await self._host()
             if host is None:
                 return None
-            uid = sandbox.throwaway_uid()
-            work = host.jobs / secrets.token_hex(8)
-            work.mkdir()
+            uid = self._uid()
+            work = await _folder(host, template)
             try:
                 argv = prepare(work)
                 (work / ".tmp").mkdir()
@@ -232,8 +240,21 @@ class WarmPool:
                 if host.broken or host.served >= JOBS_PER_HOST:
                     self._drop(host)
                 else:
+                    if template is not None:
+                        host.next = (template, _BACKGROUND.submit(_new_folder, host.jobs, template))
                     self._idle.append(host)
         return None
+
+    def _uid(self) -> int:
+        while True:
+            uid = sandbox.throwaway_uid()
+            if uid not in self._sweeping:
+                return uid
+
+    def _sweep_later(self, uid: int) -> None:
+        """looplab's own last sweep of a uid its host reported clean, off the evaluation's path."""
+        self._sweeping.add(uid)
+        _BACKGROUND.submit(sandbox.kill_uid, uid).add_done_callback(lambda _: self._sweeping.discard(uid))
 
     async def _host(self) -> Host | None:
         while self._idle:
@@ -297,7 +318,12 @@ class WarmPool:
                 sandbox.kill_uid(uid)
                 return _infra(str(e))
             finally:
-                sandbox.kill_uid(uid)  # as after every cold run: nothing of the uid outlives its evaluation
+                # As after a cold run, nothing of the uid outlives its evaluation; when its host found nothing left
+                # of it (the uid cannot leave the host's pid namespace), looplab's own sweep runs in the background.
+                if answered and not timed_out and not host.broken:
+                    self._sweep_later(uid)
+                else:
+                    sandbox.kill_uid(uid)
                 flooded.cancel()
                 if not answered:  # stopped midway (Ctrl-C): its answer would be read as the next one's
                     ended.cancel()
@@ -341,6 +367,25 @@ def _close_all(hosts: set[Host], root: Path) -> None:
     hosts.clear()
     with contextlib.suppress(OSError):
         root.rmdir()  # when no other looplab's hosts are in it
+
+
+def _new_folder(jobs: Path, template: Callable[[Path], None] | None) -> Path:
+    work = jobs / secrets.token_hex(8)
+    work.mkdir(mode=0o700)
+    if template is not None:
+        template(work)
+    return work
+
+
+async def _folder(host: Host, template: Callable[[Path], None] | None) -> Path:
+    """The child's folder: the one made ahead for this host when it was made by this template, else a new one."""
+    ahead, host.next = host.next, None
+    with contextlib.suppress(Exception):  # a failure is made again below, where the caller sees it
+        if ahead is not None and (work := await asyncio.wrap_future(ahead[1])) is not None:
+            if ahead[0] is template:
+                return work
+            _remove_later(work)
+    return _new_folder(host.jobs, template)
 
 
 def _remove_later(path: Path) -> None:

@@ -14,6 +14,7 @@ which looplab removes. stdlib only; looplab/sandbox/warm.py is the other side.
 """
 
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -108,7 +109,7 @@ def _child(req, out_fd, err_fd):
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)  # from here on: no capability, nothing the host could do
-        n = _nproc_of(uid)
+        n = _nproc_of(uid) if req.get("seen") else 0  # a uid this host never ran has no process here
         resource.setrlimit(resource.RLIMIT_NPROC, (n + nproc, n + nproc))
         os.umask(0o022)
         os.chdir(req["cwd"])
@@ -177,6 +178,7 @@ def _clean(uid):
 
 
 def serve(ctl):
+    seen = set()  # uids this host's children ran as
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 2)
@@ -197,6 +199,8 @@ def serve(ctl):
             _compiled(req["script"])
         except (OSError, SyntaxError, ValueError):
             pass  # the child fails on it and says so
+        req["seen"] = req["uid"] in seen
+        seen.add(req["uid"])
         pid = os.fork()
         if pid == 0:
             _child(req, fds[0], fds[1])
@@ -220,6 +224,7 @@ def main():
             imported.append(name)
         except BaseException:  # noqa: B036 - an import that fails here will fail (and be reported) in the child
             pass
+    gc.freeze()  # what is imported stays out of the children's collections (they would copy every page)
     ctl.send(json.dumps({"ready": True, "imported": imported}).encode())
     serve(ctl)
 

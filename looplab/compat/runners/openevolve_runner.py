@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -34,16 +35,21 @@ def emit(nonce, line, *, exit_now=False):
 
 
 def call(fn, program, what, timeout_s, nonce):
-    """fn(program) with a deadline; past it the evaluation ends as a timeout (its thread cannot be stopped)."""
-    timer = threading.Timer(timeout_s, emit, args=(nonce, {
-        "ok": False, "failure": "timeout",
-        "error": f"{what} timed out after {timeout_s:g}s (evaluator.timeout)"}), kwargs={"exit_now": True})
-    timer.daemon = True
-    timer.start()
+    """fn(program) with a deadline; past it the evaluation ends as a timeout. A SIGALRM timer, not a thread per
+    call (starting one costs more than many evaluators take); an evaluator that takes SIGALRM for itself, or a
+    C call that does not return, is ended by the sandbox's own deadline instead (looplab kills the group)."""
+
+    def expired(signum, frame):
+        emit(nonce, {"ok": False, "failure": "timeout",
+                     "error": f"{what} timed out after {timeout_s:g}s (evaluator.timeout)"}, exit_now=True)
+
+    before = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         return fn(program)
     finally:
-        timer.cancel()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
 
 
 def unpack(result, what):
