@@ -92,6 +92,12 @@ def test_failure_mapping(exp: Experiment, body: str, outcome: Outcome, words: li
     assert ev.failure == outcome and all(w in ev.reason for w in words), ev.reason
 
 
+def test_a_failed_assert_reaches_the_model_as_an_abort_with_its_message(exp: Experiment) -> None:
+    ev = evaluate(exp, "#include <assert.h>\n" + _with_body('assert(n < 0 && "n is never positive");'), ["n96"])
+    assert ev.failure == Outcome.CRASH and "aborted (abort() or a failed assert" in ev.reason, ev.reason
+    assert "forbidden" not in ev.reason and "n is never positive" in ev.log, ev.log
+
+
 def _script_experiment(root: Path, script: str, *, command: str | None = None) -> Experiment:
     """An experiment whose 'harness' is a Python script printing whatever the test wants."""
     dest = root / f"script{abs(hash(script)) % 10**8}"

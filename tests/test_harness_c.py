@@ -134,6 +134,30 @@ static int by_value(const void* x, const void* y) {
     assert "target: note 96" in log
 
 
+def test_a_failed_assert_is_an_abort_with_its_message_not_a_forbidden_call(tmp_path: Path) -> None:
+    binary = build(tmp_path, matmul("    static int calls;\n    assert(++calls < 2 && \"second call\");\n"
+                                    + MATMUL_BODY, "#include <assert.h>\n"))
+    records, log = run(binary, "--max-reps", "2", "n96")
+    r = records[0]
+    assert r["ok"] is False and r["failure"] == "crash", r
+    assert "aborted (abort() or a failed assert" in r["error"] and "call 2" in r["error"], r
+    assert "forbidden" not in r["error"] and "Assertion" in log and "second call" in log
+
+
+def test_the_abort_allowance_kills_only_the_worker_itself(tmp_path: Path) -> None:
+    # tgkill is allowed for SIGABRT to its own process only: any other signal or target is refused.
+    binary = build(tmp_path, matmul("    syscall(SYS_tgkill, getpid(), gettid(), SIGTERM);\n" + MATMUL_BODY,
+                                    "#define _GNU_SOURCE\n#include <signal.h>\n#include <sys/syscall.h>\n"
+                                    "#include <unistd.h>\n"))
+    r = run(binary, "n96")[0][0]
+    assert r["ok"] is False and "forbidden system call tgkill" in r["error"], r
+    binary = build(tmp_path, matmul("    syscall(SYS_tgkill, 1, 1, SIGABRT);\n" + MATMUL_BODY,
+                                    "#define _GNU_SOURCE\n#include <signal.h>\n#include <sys/syscall.h>\n"
+                                    "#include <unistd.h>\n"))
+    r = run(binary, "n96")[0][0]
+    assert r["ok"] is False and "forbidden system call tgkill" in r["error"], r
+
+
 def test_a_hang_is_a_timeout_naming_the_call(tmp_path: Path) -> None:
     binary = build(tmp_path, matmul("    static int calls;\n    if (++calls == 3) for (volatile int s = 1; s;) {}\n"
                                     + MATMUL_BODY))

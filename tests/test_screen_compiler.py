@@ -317,7 +317,7 @@ def test_diagnostics_keep_the_candidate_and_drop_other_files() -> None:
     ("sqrt@GLIBC_2.2.5", True), ("open", False), ("printf", False), ("malloc", False), ("__clear_cache", False),
     ("_ZGVdN8v_system", False), ("environ", False), ("__floatuntisf", True), ("__fixunssfti", True),
     ("__udivmodti4", True), ("__extendhfsf2", True), ("__mulsc3", True), ("__enable_execute_stack", False),
-    ("__morestack", False),
+    ("__morestack", False), ("__assert_fail", True), ("abort", False),
 ])
 def test_default_symbol_allowlist(name: str, ok: bool) -> None:
     assert object_screen.symbol_allowed(name, ScreenConfig()) is ok

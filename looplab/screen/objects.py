@@ -37,7 +37,7 @@ _STRING = """memcpy memmove memset memcmp memchr memrchr mempcpy bcmp strlen str
 strrchr strstr strspn strcspn strpbrk strcpy strncpy stpcpy strcat strncat""".split()
 _STDLIB = "abs labs llabs div ldiv lldiv qsort bsearch".split()
 _RUNTIME = """__stack_chk_fail __stack_chk_fail_local __stack_chk_guard _GLOBAL_OFFSET_TABLE_ __cpu_model
-__cpu_features2 __cpu_indicator_init""".split()
+__cpu_features2 __cpu_indicator_init __assert_fail""".split()  # a failed assert: its message, then an abort
 DEFAULT_SYMBOLS = frozenset(
     [f + s for f in _MATH for s in ("", "f", "l")] + [f"__{f}{s}_finite" for f in _MATH for s in ("", "f", "l")]
     + [f"__{f}{s}" for f in ("fpclassify", "isnan", "isinf", "finite", "signbit") for s in ("", "f", "l")]
@@ -46,7 +46,7 @@ _LIBMVEC = re.compile(r"^_ZGV[a-zA-Z]N\d+[a-z\d]*_(\w+?)f?$")  # vectorised libm
 _LIBGCC = re.compile(r"^__(ash[lr]|lshr|u?div|u?mod|udivmod|mul|neg|u?cmp|absv|addv|subv|mulv|negv|clz|ctz|ffs|"
                      r"clrsb|parity|popcount|bswap|add|sub|extend|trunc|fixuns|fix|floatun|float|eq|ne|ge|gt|le|lt|"
                      r"unord|powi)(ti|di|si|sf|df|tf|xf|hf|bf|sc|dc|tc|xc|hc)*[234]?$")  # libgcc's helpers
-ALLOWED_SUMMARY = "math.h functions, mem*/str* string functions, abs/div/qsort/bsearch, compiler helpers"
+ALLOWED_SUMMARY = "math.h functions, mem*/str* string functions, abs/div/qsort/bsearch, assert, compiler helpers"
 
 
 def object_problem(listing: str, target: str, policy: ScreenConfig, *, imports: bool) -> Finding | None:

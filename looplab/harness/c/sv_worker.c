@@ -107,6 +107,8 @@ static int ended(ll_case* c, const siginfo_t* si, int during, int ncalls, double
                           "and signals are not available to the target", when);
     if (si->si_status == SIGXCPU)
         return ll_fail_as(c, "timeout", "cpu time limit exceeded %s", when);
+    if (si->si_status == SIGABRT)
+        return ll_fail_as(c, "crash", "aborted (abort() or a failed assert; its message is in the log) %s", when);
     return ll_fail_as(c, "crash", "killed by %s %s", signal_name(si->si_status), when);
 }
 
