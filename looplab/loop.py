@@ -119,14 +119,16 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
                      progress: Progress) -> RunSummary:
     store = open_store(experiment, options.store)
     retry_notes.set(progress.note)  # the workers (tasks made below) say when a model call is retried
-    beating = None
+    beating = rendering = None
     try:
         store.heartbeat()
         beating = asyncio.create_task(_heartbeat(store))
         await keeping.recover(store, experiment, progress.note)
         evaluator = make_executor(experiment, options.executor, ray_address=options.ray_address)
         await ensure_baseline(experiment, store, evaluator, progress)
-        report.write_all(store, experiment)
+        # SCORES and MEMORY are not on the way to the first model request: rewritten as a refresh is,
+        # REFRESH_S from now unless an attempt ends first, and at the end of the run (below).
+        rendering = asyncio.get_running_loop().call_later(report.REFRESH_S, report.refresh, store, experiment)
         s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
                    random.Random(options.seed))
         return await _workers(s, progress)
@@ -135,6 +137,9 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
             beating.cancel()
         with contextlib.suppress(Exception):  # a store that went away must not hide why the run ended
             report.flush(store, experiment)  # renderings still waiting are written now
+            if rendering is not None:  # past the baseline: the renderings end current
+                rendering.cancel()
+                report.write_all(store, experiment)
         with contextlib.suppress(Exception):
             store.end_heartbeat()
         store.close()

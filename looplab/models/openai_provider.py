@@ -9,6 +9,8 @@ call waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import importlib.util
 import threading
 import time
@@ -123,6 +125,8 @@ def _load_sdk(api_key: str, base_url: str | None) -> tuple[Any, Any]:
     # max_retries=0: call_with_retries is the only retry policy.
     client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
     client.chat.completions  # noqa: B018 — the SDK builds its resources on first use: here, off the first call's path
+    with contextlib.suppress(ImportError):  # the HTTP stack's asyncio backend, else imported by the first request
+        importlib.import_module("anyio._backends._asyncio")
     return openai, client
 
 
