@@ -126,9 +126,20 @@ def test_mixed_replies_record_every_outcome_and_accept_only_the_improvement(repo
     assert status["attempts"] == 0 and status["baseline"]["metric"] < seed_metric
 
 
+def _processes(cmdline: bytes) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0") == cmdline:
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
 def test_kill_9_mid_attempt_then_resume_records_interrupted(repo, tmp_path):
     exp = repo / "matmul"
-    proc = subprocess.Popen([sys.executable, "-m", "looplab.cli", "run", str(exp), "--model", "command:sleep 60",
+    proc = subprocess.Popen([sys.executable, "-m", "looplab.cli", "run", str(exp), "--model", "command:sleep 61.25",
                              "--loop", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     db = exp / ".looplab" / "looplab.db"
     deadline = time.time() + 120
@@ -146,8 +157,13 @@ def test_kill_9_mid_attempt_then_resume_records_interrupted(repo, tmp_path):
         pytest.fail("the run never started an attempt")
     live = json.loads(looplab("status", str(exp), "--json").stdout)["loops"]
     assert [loop["pid"] for loop in live] == [proc.pid]  # status shows who is working on the experiment
+    assert _processes(b"sleep\x0061.25")  # the model command is running, in a session of its own
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    gone = time.time() + 10
+    while _processes(b"sleep\x0061.25") and time.time() < gone:
+        time.sleep(0.1)
+    assert not _processes(b"sleep\x0061.25")  # looplab's kill -9 took its model command along
     replies = write_replies(tmp_path / "r.jsonl", [REPLIES[3]])
     result = looplab("run", str(exp), "--model", f"replay:{replies}", "--loop", "1")
     assert result.returncode == 0, result.stderr

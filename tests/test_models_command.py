@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from looplab.models import ModelError, provider_from_spec
-from looplab.models.command import render_plain
+from looplab.models.command import render_plain, simple_argv
 from looplab.records import Message
 
 PROMPT = [Message("system", "You write C."), Message("user", "Make it fast.")]
@@ -69,7 +69,11 @@ def test_a_missing_command_is_not_worth_retrying():
     with pytest.raises(ModelError) as err:
         complete("command:no-such-model-cli-xyz --fast")
     assert not err.value.retryable
-    assert "exited with 127" in str(err.value) and "fix:" in str(err.value)
+    assert "cannot run no-such-model-cli-xyz: No such file or directory" in str(err.value), err.value
+    assert "fix:" in str(err.value)
+    with pytest.raises(ModelError) as err:  # through the shell: its exit status 127 says the same
+        complete("command:no-such-model-cli-xyz --fast 2>&1")
+    assert not err.value.retryable and "exited with 127" in str(err.value) and "fix:" in str(err.value)
 
 
 def test_timeout_kills_the_command_and_its_children(tmp_path):
@@ -93,3 +97,13 @@ def test_background_children_left_by_a_finished_command_are_killed():
     child = int(reply.text)
     assert child != os.getpid()
     assert wait_gone(child), f"background child {child} survived the call"
+
+
+@pytest.mark.parametrize("command, argv", [
+    ("llm -m gpt-4o-mini", ["llm", "-m", "gpt-4o-mini"]),
+    ("ollama run 'qwen2.5-coder:7b'", ["ollama", "run", "qwen2.5-coder:7b"]),
+    ("cat prompt | llm", None), ("llm > out.txt", None), ("A=1 llm", None), ("llm $MODEL", None),
+    ("llm; rm -rf x", None), ("llm 'unclosed", None), ("", None),
+])
+def test_only_a_plain_program_call_runs_without_a_shell(command: str, argv: list[str] | None) -> None:
+    assert simple_argv(command) == argv

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import shlex
 import signal
 import time
 
@@ -11,6 +13,7 @@ from looplab.models.base import ModelError
 from looplab.records import Message, Reply, Usage
 
 STDERR_TAIL_CHARS = 500
+PR_SET_PDEATHSIG = 1
 
 
 def render_plain(messages: list[Message]) -> str:
@@ -37,14 +40,17 @@ class CommandProvider:
         """Run the command once (no retries); temperature, max_tokens and stop are the command's business."""
         prompt = render_plain(messages)
         started = time.monotonic()
-        # start_new_session: the command and everything it spawns share one group we can kill.
-        proc = await asyncio.create_subprocess_shell(
-            self.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        # start_new_session: the command and everything it spawns share one group we can kill;
+        # dies_with(us): a kill -9 of looplab, which can kill nothing itself, takes the command along.
+        pipes = dict(stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                     start_new_session=True, preexec_fn=_dies_with(os.getpid()))
+        argv = simple_argv(self.command)  # run without a shell when it needs none: the command itself dies with us
+        try:
+            proc = await (asyncio.create_subprocess_exec(*argv, **pipes) if argv else
+                          asyncio.create_subprocess_shell(self.command, **pipes))
+        except OSError as e:  # not found or not executable (the shell would have said 127/126)
+            raise ModelError(f"{self.name}: cannot run {argv[0] if argv else self.command}: {e.strerror} "
+                             "(fix: check the command exists and runs)") from None
         try:
             async with asyncio.timeout(timeout_s):
                 out, err = await proc.communicate(prompt.encode())
@@ -71,6 +77,34 @@ class CommandProvider:
         # An unknown CLI reports no usage: estimate tokens at ~4 characters each, and admit the cost is unknown.
         usage = Usage(prompt_tokens=len(prompt) // 4, completion_tokens=len(text) // 4, cost_usd=None)
         return Reply(text=text, usage=usage, model=self.name, latency_s=latency, finish_reason="stop")
+
+
+_SHELL_SYNTAX = set("|&;<>()$`*?[]{}~!#\n")
+
+
+def simple_argv(command: str) -> list[str] | None:
+    """The command's argv when it is one plain program call (no pipes, redirections, expansions or
+    variable assignments), else None: it then runs under /bin/sh, whose children outlive a kill -9 of looplab."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if not argv or "=" in argv[0] or _SHELL_SYNTAX & set(command):
+        return None
+    return argv
+
+
+def _dies_with(parent: int):
+    """A pre-exec step: SIGKILL when the spawning thread (the event loop's) ends (Linux); a parent already
+    gone by then means exit at once."""
+    def arm() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return  # not Linux: the group kill on timeout and cancellation still applies
+        if os.getppid() != parent:
+            os._exit(1)
+    return arm
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
