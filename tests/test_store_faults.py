@@ -86,6 +86,16 @@ def test_a_store_locked_at_start_names_who_holds_it(tmp_path):
     assert str(db) in line and "locked" in line and f"pid {pid} (sqlite3" in line and "fix:" in line, line
 
 
+def test_status_reads_a_store_another_process_holds_locked_without_waiting(tmp_path):
+    exp = ran_once(tmp_path)
+    with held_write_lock(exp / ".looplab" / "looplab.db"):
+        started = time.monotonic()
+        result = looplab("status", str(exp), "--json", env={"LOOPLAB_STORE_BUSY_S": "30"})
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["attempts"] == 1 and took < 15  # not the 30 s busy wait
+
+
 @pytest.mark.slow
 def test_a_store_locked_mid_run_stops_it_with_one_line_and_the_next_run_recovers(tmp_path):
     exp = ran_once(tmp_path)

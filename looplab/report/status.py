@@ -11,7 +11,10 @@ def status_with_machine(experiment: Experiment, store_url: str | None = None) ->
     from looplab.models import default_model_spec
     from looplab.sandbox.command import protection
 
-    store = open_store(experiment, store_url)
+    try:  # read-only: a store another loop holds locked still answers at once, and nothing is migrated
+        store = open_store(experiment, store_url, read_only=True)
+    except FileNotFoundError:  # never run: an empty store says so
+        store = open_store(experiment, store_url)
     try:
         status = status_dict(store, experiment)
     finally:

@@ -10,6 +10,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from looplab.store.core import Store
+from looplab.store.faults import StoreError
 from looplab.store.opening import open_store
 
 if TYPE_CHECKING:
@@ -24,9 +25,15 @@ def open_readonly(experiment: Experiment, url: str | None = None) -> Store | Non
         store = open_store(experiment, url, read_only=True)
     except (FileNotFoundError, sqlite3.DatabaseError):
         return None
+    except StoreError as e:
+        if e.kind == "corrupt":
+            return None
+        raise
     try:
         store.fingerprint()  # fails here, not mid-render, on a file that is not a looplab store
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, StoreError) as e:
         store.close()
+        if isinstance(e, StoreError) and e.kind != "corrupt":
+            raise
         return None
     return store

@@ -130,14 +130,16 @@ class ReadOnlySqliteBackend:
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no store yet")
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        self._db = sqlite3.connect(uri, uri=True, timeout=READ_BUSY_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self.lock = threading.RLock()
-        self._db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+        with translated(self.path):  # a damaged file is the same one line as for a writer
+            self._db = sqlite3.connect(uri, uri=True, timeout=READ_BUSY_MS / 1000, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self.lock = threading.RLock()
+            self._db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
 
     def execute(self, sql: str, params: tuple | list = ()) -> Rows:
-        return Rows(self._db.execute(sql, params).fetchall())
+        with translated(self.path):
+            return Rows(self._db.execute(sql, params).fetchall())
 
     def _refuse(self) -> NoReturn:
         raise ReadOnlyStoreError(str(self.path))
