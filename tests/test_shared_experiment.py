@@ -32,7 +32,7 @@ LOOPS, ATTEMPTS = 3, 8
 # overlap in time, so without the lock two loops would accept against the same incumbent.
 LOOP = """
 import json, random, sys, time
-from looplab import archive
+from looplab.archive import winners as archive
 from looplab.config import load_experiment
 from looplab.records import Outcome
 from looplab.store import open_store
