@@ -35,6 +35,25 @@ def test_specs_pick_their_provider(tmp_path):
     assert isinstance(provider_from_spec(f"replay:{replies}"), ReplayProvider)
 
 
+def test_an_openai_sdk_that_is_missing_or_broken_is_one_line(monkeypatch):
+    from looplab.models import openai_provider
+    from looplab.records import Message
+
+    monkeypatch.setattr(openai_provider.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=r"the openai package is not installed \(fix: pip install openai\)"):
+        provider_from_spec("openai:gpt-4o-mini", env={"OPENAI_API_KEY": "k"})
+    monkeypatch.undo()
+
+    def broken(*_):
+        raise ImportError("cannot import name 'AsyncOpenAI'")
+
+    monkeypatch.setattr(openai_provider, "_load_sdk", broken)
+    provider = provider_from_spec("openai:gpt-4o-mini", env={"OPENAI_API_KEY": "k"})  # loads in the background
+    with pytest.raises(UserError, match=r"failed to load: cannot import name 'AsyncOpenAI' \(fix: pip install"):
+        asyncio.run(provider.complete([Message("user", "hi")]))
+    asyncio.run(provider.aclose())  # nothing loaded, nothing to close
+
+
 def test_a_missing_openai_key_names_the_env_var():
     with pytest.raises(UserError) as err:
         provider_from_spec("openai:gpt-4o-mini", env={})
