@@ -8,6 +8,7 @@ DEMO_ARGS ?= --model local --loop 3 --max-tokens 768
 .PHONY: demo test setup system-deps test-deps lint clean
 
 demo: system-deps $(VENV)/.installed-demo
+	@$(BIN)/python -m compileall -q looplab >/dev/null  # bytecode once, as a wheel install has it (PYTHONDONTWRITEBYTECODE)
 	$(BIN)/looplab run $(DEMO_EXPERIMENT) $(DEMO_ARGS)
 
 test: system-deps test-deps $(VENV)/.installed-test

@@ -239,6 +239,12 @@ def figure_store(tmp: Path, n: int, sizes: list[int], repeats: int) -> None:
 
 def figure_launch(tmp: Path, repeats: int, peers: bool) -> None:
     print(f"\n4. launch -> first model request; {load()}")
+    # A warm machine has looplab's bytecode, as OpenEvolve's (pip compiles a wheel at install); an editable
+    # install under PYTHONDONTWRITEBYTECODE=1 never writes it, and would compile every module at each launch.
+    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "looplab")],
+                              capture_output=True, text=True)
+    print(f"   looplab's bytecode compiled first ({'ok' if compiled.returncode == 0 else 'failed'}); "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
     rows: dict[str, list[float]] = {"looplab, fresh experiment (evaluates the baseline first)": [],
                                     "looplab, resumed experiment": []}
     if peers:

@@ -184,8 +184,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from looplab.stopping import StopReason, until_signal
 
     experiment = load_experiment(args.experiment)
-    warming = Evaluator(experiment) if args.executor == "local" and experiment.config.evaluate.evaluator else None
-    if warming is not None:  # a warm host starts importing now, beside the model client's imports (warm.py)
+    # A fresh experiment evaluates its baseline first: its warm host starts importing now, beside looplab's
+    # start. A resumed one starts it when the first model request is out (loop.run_attempt), off the launch.
+    fresh = not experiment.store_path.exists() or bool(args.store)
+    warming = Evaluator(experiment) if args.executor == "local" and experiment.config.evaluate.evaluator \
+        and fresh else None
+    if warming is not None:
         warming.warm_up()
     spec, why = (args.model, "--model") if args.model else default_model_spec()
     provider = provider_from_spec(spec, base_url=args.base_url)

@@ -279,6 +279,7 @@ async def run_attempt(s: Search, attempt: AttemptPlan) -> AttemptRow:
     turns = repair.Turns(experiment, run_dir, messages, repair.turns_allowed(experiment, s.options.repair_turns),
                          incumbent.source or "")
     stop: ModelAccessError | None = None
+    asyncio.get_running_loop().call_soon(s.evaluator.warm_up)  # once the request is out: a host for step 6
     while True:
         try:
             reply = await repair.propose(s, attempt.id, turns, temperature)

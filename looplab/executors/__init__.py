@@ -26,6 +26,10 @@ class Executor(Protocol):
     @property
     def holdout_cases(self) -> list[str]: ...
 
+    def warm_up(self) -> None:
+        """Start now what the first evaluation would wait for (a warm host); may do nothing."""
+        ...
+
     async def build(self, source: str) -> object:
         """Compile ahead of timing (judge ignores the result); may do nothing where workers compile."""
         ...

@@ -107,6 +107,9 @@ class RayExecutor:
     def holdout_cases(self) -> list[str]:
         return self._local.holdout_cases
 
+    def warm_up(self) -> None:
+        """Nothing: the nodes keep their own builds and hosts."""
+
     async def build(self, source: str) -> None:
         """Nothing to do here: each worker compiles before taking its node's timing lock (worker.py)."""
 
