@@ -7,6 +7,7 @@ process landed, what else the machine did) are shared by the pair. Decisions are
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import statistics
@@ -56,8 +57,8 @@ async def interleaved(evaluator: Executor, candidate: str, incumbent: str, cases
         for r in range(plan.looks[-1]):
             seed = secrets.randbelow(2**31)  # same inputs for both sides of a round, where the harness takes one
             sides = [("incumbent", incumbent), ("candidate", candidate)]
-            for side, source in sides if r % 2 == 0 else sides[::-1]:
-                ev = await evaluator.evaluate(source, cases, seed=seed, timed=plan.timed)
+            order = sides if r % 2 == 0 else sides[::-1]
+            for (side, _), ev in zip(order, await _round(evaluator, order, cases, seed, plan.timed), strict=True):
                 if not ev.ok:
                     s.failure, s.failed_side = ev, side
                     return s
@@ -70,6 +71,15 @@ async def interleaved(evaluator: Executor, candidate: str, incumbent: str, cases
                 if s.status != Status.INCONCLUSIVE:
                     break
     return s
+
+
+async def _round(evaluator: Executor, order: list[tuple[str, str]], cases: list[str], seed: int,
+                 timed: bool) -> list[Evaluation]:
+    """Both sides of one round: one after the other when timed (a quiet machine, a pinned core), else at
+    once — a score does not depend on what else runs, and a round takes the time of its slower side."""
+    if timed:
+        return [await evaluator.evaluate(source, cases, seed=seed, timed=True) for _, source in order]
+    return list(await asyncio.gather(*(evaluator.evaluate(source, cases, seed=seed) for _, source in order)))
 
 
 def merge(plan: Plan, first: Session, second: Session) -> Session:
