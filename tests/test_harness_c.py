@@ -158,6 +158,39 @@ def test_the_abort_allowance_kills_only_the_worker_itself(tmp_path: Path) -> Non
     assert r["ok"] is False and "forbidden system call tgkill" in r["error"], r
 
 
+def test_code_before_the_workers_main_can_start_no_helper_process_or_thread(tmp_path: Path) -> None:
+    # A constructor runs before the worker confines itself; the screen refuses one in a single C file, but a
+    # workspace of files or a crate is linked as built. Started as the sandbox starts it (a throw-away uid),
+    # such code still cannot fork a helper that would compute out of the timed process's sight.
+    import asyncio
+
+    from looplab.config import LimitsConfig
+    from looplab.sandbox.command import run_sandboxed
+
+    (tmp_path / "bin").mkdir()
+    binary = build(tmp_path / "bin", matmul(MATMUL_BODY, """#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static void* idle(void* x) { return x; }
+__attribute__((constructor)) static void early(void) {
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    fprintf(stderr, "fork: %s\\n", p < 0 ? strerror(errno) : "started");
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, idle, NULL);
+    fprintf(stderr, "thread: %s\\n", rc ? strerror(rc) : "started");
+}
+"""))
+    res = asyncio.run(run_sandboxed([str(binary), "--max-reps", "2", "n96"], workdir=tmp_path / "work",
+                                    readonly=[tmp_path / "bin"], timeout_s=60, limits=LimitsConfig()))
+    assert "fork: Resource temporarily unavailable" in res.stderr, res.stderr
+    assert "thread: Resource temporarily unavailable" in res.stderr, res.stderr
+    records = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert records and all(r["ok"] for r in records), res.stdout  # the honest kernel beside it still runs
+
+
 def test_a_hang_is_a_timeout_naming_the_call(tmp_path: Path) -> None:
     binary = build(tmp_path, matmul("    static int calls;\n    if (++calls == 3) for (volatile int s = 1; s;) {}\n"
                                     + MATMUL_BODY))

@@ -11,6 +11,7 @@
  */
 #include <seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -142,6 +143,11 @@ int ll_worker_start(ll_case* c, const char* path) {
             dup2(a, LL_ARENA_FD) < 0)
             _exit(127);
         close_from(LL_ARENA_FD + 1);  /* every other descriptor goes, the result channel first */
+        /* No process or thread of its own, ever: code that runs before the worker's main (a constructor
+         * linked in by a workspace or a crate the screen never saw) cannot start a helper to compute out of
+         * the timed process's sight. (The sandbox's throw-away uid is subject to it; root is not.) */
+        struct rlimit no_procs = {0, 0};
+        if (setrlimit(RLIMIT_NPROC, &no_procs) != 0) _exit(127);
         char* argv[] = {"looplab-worker", NULL};
         char* envp[] = {NULL};  /* no environment: no nonce, no seed, no case name, no secrets */
         execve(path, argv, envp);
