@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_a_child_leaves_nothing_for_the_next(tmp_path: Path) -> None:
     exp = load_experiment(folder(tmp_path, LEAKY))
     ev = Evaluator(exp)
     runs = [evaluate(ev, exp.baseline_source) for _ in range(3)]
-    assert ev._warm is not None and ev._warm.started == 1
+    assert ev._warm is not None and ev._warm.started == 1, ev._warm.dropped
     for run in runs:
         assert run.ok, run.reason
         assert run.cases["score"].metrics["found"] == "nothing"
@@ -357,3 +358,79 @@ def test_evaluator_imports_are_installed_modules_and_their_used_submodules(tmp_p
     names = warm.evaluator_imports([ev], tmp_path)
     assert names[:3] == ["numpy", "os", "os.path"] and "json" in names and "numpy.random" in names
     assert "helper" not in names
+
+
+def test_a_child_forked_ahead_and_never_used_leaves_nothing(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    hello = _script(tmp_path, "print('hello')\n")
+
+    def waiting(host: warm.Host) -> list[int]:  # the host and the child it forked for the next evaluation
+        return [p for p in _descendants(host.proc.pid) if _cmdline(str(p)).startswith(sys.executable.encode())]
+
+    async def once():
+        return await pool.run(hello, prepare=lambda work: [], timeout_s=5, limits=LimitsConfig())
+
+    assert asyncio.run(once()).stdout == "hello\n"
+    (host,) = pool._idle
+    first = waiting(host)
+    assert len(first) == 2, first
+    os.kill(first[0], signal.SIGKILL)  # the host alone dies: the child it forked ahead dies with its namespace
+    host.proc.wait(timeout=10)
+    assert asyncio.run(once()).stdout == "hello\n" and pool.started == 2
+    (host,) = pool._idle
+    second = waiting(host)
+    assert len(second) == 2, second
+    pool.close()  # the pool closes with a child waiting
+    time.sleep(0.2)
+    assert not [p for p in first + second if Path(f"/proc/{p}").exists()]
+
+
+DAEMON = '''
+import os, subprocess, sys
+found = 0
+for pid in os.listdir("/proc"):
+    try:
+        found += pid.isdigit() and b"warm-daemon" in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        pass
+print("found", found, flush=True)
+subprocess.Popen([sys.executable, "-c", "import os, time\\nos.setsid()\\nwhile True:\\n    time.sleep(0.002)",
+                  "warm-daemon"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+
+def test_a_daemon_is_dead_before_the_next_child_starts_though_its_evaluation_was_answered_first(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    script = _script(tmp_path, DAEMON)
+
+    async def scenario():
+        return [await pool.run(script, prepare=lambda work: [], timeout_s=10, limits=LimitsConfig()) for _ in range(6)]
+
+    runs = asyncio.run(scenario())
+    assert [r.stdout for r in runs] == ["found 0\n"] * 6 and all(r.returncode == 0 for r in runs)
+    assert pool.started == 1, pool.dropped
+    pool.close()
+    time.sleep(0.2)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and b"warm-daemon" in _cmdline(p)]
+
+
+def test_exit_codes_and_signals_are_reported_whatever_the_child_says_on_its_status_pipe(tmp_path: Path) -> None:
+    pool = _pool(tmp_path)
+    cases = {
+        "import sys\nsys.exit(3)\n": (3, None),
+        "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n": (-11, 11),
+        # It writes "0" where the child says its exit code, then dies by a signal, or exits otherwise.
+        "import os, signal\nos.write(3, b'0\\n')\nos.kill(os.getpid(), signal.SIGKILL)\n": (-9, 9),
+        "import os, signal, time\nif os.fork() == 0:\n    os.write(3, b'0\\n')\n    os._exit(0)\n"
+        "time.sleep(0.2)\nos.kill(os.getpid(), signal.SIGABRT)\n": (-6, 6),
+        "import os\nos.write(3, b'0\\n')\nos._exit(5)\n": (5, None),
+    }
+
+    async def scenario():
+        return [await pool.run(_script(tmp_path, text), prepare=lambda work: [], timeout_s=10, limits=LimitsConfig())
+                for text in cases]
+
+    for res, (rc, sig) in zip(asyncio.run(scenario()), cases.values(), strict=True):
+        assert res is not None and (res.returncode, res.signal) == (rc, sig), res
+    assert pool.started == 1, pool.dropped
+    pool.close()

@@ -6,9 +6,9 @@ cold run gets — read-only system and experiment, looplab's own files hidden, n
 (here: not writable by the children at all) — and each evaluation is a child forked from a host that
 never ran candidate code, with a cold run's protections: its own session and process group, rlimits,
 a pinned core for timing, a fresh throw-away uid, a scrubbed environment and its private working
-directory (the only place it can write, removed afterwards). When it ends, the host kills whatever
-that uid still runs and removes its IPC objects, and looplab sweeps the uid once more. A host serves
-one evaluation at a time; one that does not answer, dies or cannot clean up is killed and replaced.
+directory (the only place it can write, removed afterwards). When it ends, the host answers, then kills whatever
+that uid still runs and removes its IPC objects before it takes another evaluation; looplab sweeps the uid once
+more. A host serves one at a time; one that does not answer, dies or cannot clean up is killed and replaced.
 
 Used for evaluator files (OpenEvolve/Shinka style, a Python runner) when bubblewrap is the active
 protection and looplab runs as root (the throw-away uids need it); otherwise evaluations run cold.
@@ -162,7 +162,7 @@ class WarmPool:
         self._all: set[Host] = set()
         self.started = 0  # hosts started (tests and benchmarks read it)
         self.dropped: list[str] = []  # why each host that is gone was replaced
-        self.times: collections.deque = collections.deque(maxlen=1000)  # per evaluation: sent, host got it, forked, child ended, cleaned, answer read
+        self.times: collections.deque = collections.deque(maxlen=1000)  # per evaluation: sent, host got it, handed to its child, child ended, answered, answer read
         self._sweeping: set[int] = set()  # uids whose last sweep runs in the background: not drawn again until done
         weakref.finalize(self, _close_all, self._all, self.root)
 
@@ -309,17 +309,17 @@ class WarmPool:
                 answer = await ended
                 answered = True
                 self.times.append([start, *answer.get("times", []), time.monotonic()])
+                if "refused" in answer:  # it could not clean up after its last child: this one never started
+                    raise _NotTaken(f"refused an evaluation: {answer['refused']}")
                 status = answer.get("status")
                 rc = os.waitstatus_to_exitcode(status) if isinstance(status, int) else None
-                if not answer.get("clean"):
-                    host.why = "could not clean up after a child"
             except HostGone as e:
                 host.why = str(e)
                 sandbox.kill_uid(uid)
                 return _infra(str(e))
             finally:
-                # As after a cold run, nothing of the uid outlives its evaluation; when its host found nothing left
-                # of it (the uid cannot leave the host's pid namespace), looplab's own sweep runs in the background.
+                # As after a cold run, nothing of the uid outlives its evaluation: its host cleans it up before it takes
+                # another (the uid cannot leave the host's pid namespace), and looplab's own sweep runs in the background.
                 if answered and not timed_out and not host.broken:
                     self._sweep_later(uid)
                 else:
