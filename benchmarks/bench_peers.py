@@ -21,6 +21,7 @@ Figures:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -97,12 +98,13 @@ def cpu_s() -> float:
 def run_looplab(folder: Path, url: str, n: int, workers: int = 1) -> dict:
     argv = [str(BIN / "looplab"), "run", str(folder), "--model", "openai:bench", "--base-url", url,
             "--loop", str(n), "--workers", str(workers), "--seed", "1"]
+    before = last_attempt(folder)  # only this run's attempts count (a filled or resumed store has others)
     start, cpu = time.monotonic(), cpu_s()
     p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "bench"})
     if p.returncode != 0:
         raise SystemExit(f"looplab failed ({p.returncode}): {p.stderr[-800:]}")
     db = sqlite3.connect(folder / ".looplab" / "looplab.db")
-    rows = db.execute("SELECT outcome, cases FROM attempts WHERE id > 0").fetchall()
+    rows = db.execute("SELECT outcome, cases FROM attempts WHERE id > ?", (max(before, 0),)).fetchall()
     db.close()
     runs, seconds = 0, 0.0
     for outcome, cases in rows:
@@ -113,6 +115,14 @@ def run_looplab(folder: Path, url: str, n: int, workers: int = 1) -> dict:
             seconds += times * metrics["eval_seconds"]
     return {"start": start, "end": time.monotonic(), "eval_s": seconds, "runs": runs, "attempts": len(rows),
             "cpu_s": cpu_s() - cpu}
+
+
+def last_attempt(folder: Path) -> int:
+    db = folder / ".looplab" / "looplab.db"
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]
 
 
 def run_openevolve(folder: Path, url: str, n: int, workers: int = 1) -> dict:
@@ -223,10 +233,12 @@ def figure_store(tmp: Path, n: int, sizes: list[int], repeats: int) -> None:
         fill(folders[size], size)
         print(f"   filled {size} attempts in {time.monotonic() - t:.0f} s")
     found: dict[int, list[float]] = {size: [] for size in sizes}
-    for _ in range(repeats):
+    for rep in range(repeats):
         for size in sizes:
+            run = tmp / f"s-{size}-{rep}"  # a fresh copy each time: a second run in one folder would repeat the first
+            shutil.copytree(folders[size], run)
             with server(0.0) as srv:
-                res = run_looplab(folders[size], srv.url, n)
+                res = run_looplab(run, srv.url, n)
             at = sorted(r.at for r in srv.requests)
             found[size].append(overhead_ms(srv, res, 0.0, skip=1))
             first = 1000 * (at[1] - at[0]) - found[size][-1]

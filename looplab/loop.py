@@ -131,7 +131,11 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         rendering = asyncio.get_running_loop().call_later(report.REFRESH_S, report.refresh, store, experiment)
         s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
                    random.Random(options.seed))
-        return await _workers(s, progress)
+        indexing = asyncio.get_running_loop().run_in_executor(None, s.novelty.prepare)  # beside the first call
+        try:
+            return await _workers(s, progress)
+        finally:
+            await asyncio.shield(indexing)  # the store closes below only once the thread is done with it
     finally:
         if beating is not None:
             beating.cancel()

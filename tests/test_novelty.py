@@ -168,6 +168,45 @@ def test_the_store_is_read_at_the_first_lookup_not_before():
     assert index.nearest(IKJ) == (3, 1.0) and calls == [1]
 
 
+def test_prepared_in_a_thread_while_the_loop_looks_up_and_records_the_answers_are_the_same():
+    import threading
+
+    stored = [(i, f"{BASE}\n// variant {i}\nint v{i} = {i};") for i in range(1, 400)]
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(5)  # the loop's lookup and record arrive while the thread still reads the store
+        return stored
+
+    index = NoveltyIndex("c", 0.95, load=slow_load)
+    builder = threading.Thread(target=index.prepare)
+    builder.start()
+    recorder = threading.Thread(target=index.record, args=(1000, IKJ, Outcome.SLOWER))  # finished meanwhile
+    found: list = []
+    looker = threading.Thread(target=lambda: found.append(index.nearest(IKJ.replace("aik", "y"))))
+    recorder.start()
+    recorder.join(0.2)
+    looker.start()
+    release.set()
+    for thread in (builder, recorder, looker):
+        thread.join(10)
+    assert found == [(1000, 1.0)] and len(index) == 400
+
+
+def test_a_store_that_fails_while_preparing_is_asked_again_at_the_first_lookup():
+    calls = []
+
+    def load():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("store went away")
+        return [(0, BASE)]
+
+    index = NoveltyIndex("c", 0.95, load=load)
+    index.prepare()  # swallowed: nothing indexed yet
+    assert index.nearest(BASE.replace("acc", "t")) == (0, 1.0) and calls == [1, 1]
+
+
 def _programs(rng: random.Random, count: int) -> list[str]:
     """Near-identical programs (the adversarial case for a prefix filter): a few families of a base
     program, each member a few token edits and sometimes a changed literal away from the base."""

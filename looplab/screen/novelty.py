@@ -15,6 +15,7 @@ import builtins
 import keyword
 import math
 import re
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -204,10 +205,21 @@ class NoveltyIndex:
         self._ids: set[int] = set()
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._recent: dict[str, Fingerprint] = {}
+        self._lock = threading.RLock()  # prepare() may build the index in a thread while the loop looks up
 
     def __len__(self) -> int:
-        self._ensure()
-        return len(self._ids)
+        with self._lock:
+            self._ensure()
+            return len(self._ids)
+
+    def prepare(self) -> None:
+        """Read and index the stored attempts now (in a thread, beside the first model call) rather than at
+        the first lookup; a store that fails here is asked again at that lookup."""
+        try:
+            with self._lock:
+                self._ensure()
+        except Exception:  # the lookup that needs the index retries and reports it
+            pass
 
     def record(self, attempt_id: int, source: str, outcome: Outcome) -> None:
         """Index a finished attempt if it ran and was valid; failures are never near-duplicate targets."""
@@ -215,6 +227,10 @@ class NoveltyIndex:
             self.add(attempt_id, source)
 
     def add(self, attempt_id: int, source: str) -> None:
+        with self._lock:
+            self._add(attempt_id, source)
+
+    def _add(self, attempt_id: int, source: str) -> None:
         if self._load is not None:
             self._queued.append((attempt_id, source))  # indexed with the stored ones at the first lookup
             return
@@ -227,10 +243,11 @@ class NoveltyIndex:
         """The most similar valid attempt at or above the threshold, as (attempt id, similarity)."""
         if self.threshold >= 1.0:
             return None
-        self._ensure()
-        fp = self._fingerprint(source)
-        group = self._groups.get(fp.literals)
-        return group.nearest(fp.shingles, self.threshold) if group else None
+        with self._lock:
+            self._ensure()
+            fp = self._fingerprint(source)
+            group = self._groups.get(fp.literals)
+            return group.nearest(fp.shingles, self.threshold) if group else None
 
     def _fingerprint(self, source: str) -> Fingerprint:
         """A candidate looked up before it is recorded is lexed once (the last few are kept)."""
@@ -248,7 +265,7 @@ class NoveltyIndex:
         stored = list(self._load())  # a store that fails here is asked again at the next lookup
         self._load = None
         for attempt_id, source in [*stored, *self._queued]:
-            self.add(attempt_id, source)
+            self._add(attempt_id, source)
         self._queued.clear()
 
 

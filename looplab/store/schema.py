@@ -133,6 +133,11 @@ MIGRATIONS: list[Migration] = [
             OR details::jsonb -> 'holdout_cases' IS NOT NULL;
         """,
     ),
+    # 8: the keys that tell whether a row changed (SELECT_KEYS) read from an index, not from rows whose
+    # source and details spill over pages: the memory's window costs the same at 5,000 attempts as at 50
+    """
+    CREATE INDEX attempts_keys ON attempts(id, started_at, ended_at, outcome, commit_hash, parent_id);
+    """,
 ]
 
 LOG_CHARS = 4000  # evaluation log kept per attempt; enough for the first compiler errors
