@@ -131,7 +131,9 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         rendering = asyncio.get_running_loop().call_later(report.REFRESH_S, report.refresh, store, experiment)
         s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
                    random.Random(options.seed))
-        indexing = asyncio.get_running_loop().run_in_executor(None, s.novelty.prepare)  # beside the first call
+        running = asyncio.get_running_loop()
+        indexing = running.run_in_executor(None, s.novelty.prepare)  # beside the first model call
+        running.call_soon(evaluator.warm_up)  # when the first attempt waits on its model: a host for step 6
         try:
             return await _workers(s, progress)
         finally:
@@ -283,7 +285,6 @@ async def run_attempt(s: Search, attempt: AttemptPlan) -> AttemptRow:
     turns = repair.Turns(experiment, run_dir, messages, repair.turns_allowed(experiment, s.options.repair_turns),
                          incumbent.source or "")
     stop: ModelAccessError | None = None
-    asyncio.get_running_loop().call_soon(s.evaluator.warm_up)  # once the request is out: a host for step 6
     while True:
         try:
             reply = await repair.propose(s, attempt.id, turns, temperature)

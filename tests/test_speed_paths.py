@@ -48,17 +48,23 @@ class Quiet:
     def note(self, text): ...
 
 
-def test_renderings_are_current_at_the_end_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _task(tmp_path: Path, evaluator: str, strategy: str, values: tuple[float, ...]) -> tuple[Path, Path]:
+    """An OpenEvolve-shaped folder scoring PROGRAM's value, and a replay file proposing each of values."""
     root = tmp_path / "task"
     root.mkdir()
     (root / "initial_program.py").write_text(textwrap.dedent(PROGRAM.format(value=1.0)))
-    (root / "evaluator.py").write_text(textwrap.dedent(EVALUATOR))
+    (root / "evaluator.py").write_text(textwrap.dedent(evaluator))
     (root / "config.yaml").write_text("evaluator:\n  timeout: 20\n  cascade_evaluation: false\n")
     os.chmod(tmp_path, 0o755)
     replies = tmp_path / "replies.jsonl"
-    replies.write_text("".join(json.dumps({"content": f"Strategy: more {v}\n\n```python\n"
+    replies.write_text("".join(json.dumps({"content": f"Strategy: {strategy} {v}\n\n```python\n"
                                                       f"{textwrap.dedent(PROGRAM.format(value=v))}```\n"}) + "\n"
-                               for v in (2.0, 0.5, 3.0)))
+                               for v in values))
+    return root, replies
+
+
+def test_renderings_are_current_at_the_end_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, replies = _task(tmp_path, EVALUATOR, "more", (2.0, 0.5, 3.0))
     monkeypatch.setattr(report, "REFRESH_S", 3600.0)  # nothing is rewritten during the run but the first
     writes = []
     real = report.write_scores
@@ -90,16 +96,7 @@ SLOW_EVALUATOR = EVALUATOR.replace("    return {", "    import time\n    time.sl
 
 def test_score_evaluations_run_in_parallel_without_the_timing_lock(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "task"
-    root.mkdir()
-    (root / "initial_program.py").write_text(textwrap.dedent(PROGRAM.format(value=1.0)))
-    (root / "evaluator.py").write_text(textwrap.dedent(SLOW_EVALUATOR))
-    (root / "config.yaml").write_text("evaluator:\n  timeout: 20\n  cascade_evaluation: false\n")
-    os.chmod(tmp_path, 0o755)
-    replies = tmp_path / "replies.jsonl"
-    replies.write_text("".join(json.dumps({"content": f"Strategy: less {v}\n\n```python\n"
-                                                      f"{textwrap.dedent(PROGRAM.format(value=v))}```\n"}) + "\n"
-                               for v in (0.1, 0.2, 0.3, 0.4)))
+    root, replies = _task(tmp_path, SLOW_EVALUATOR, "less", (0.1, 0.2, 0.3, 0.4))
     locked = []
     monkeypatch.setattr(paired, "timing_lock", lambda *a, **k: locked.append(1) or contextlib.nullcontext())
     spans: list[tuple[float, float]] = []

@@ -23,17 +23,22 @@ def open_readonly(experiment: Experiment, url: str | None = None) -> Store | Non
     reached is a UserError, as for every other command."""
     try:
         store = open_store(experiment, url, read_only=True)
-    except (FileNotFoundError, sqlite3.DatabaseError):
+    except FileNotFoundError:
         return None
-    except StoreError as e:
-        if e.kind == "corrupt":
+    except (sqlite3.DatabaseError, StoreError) as e:
+        if _not_a_store(e):
             return None
         raise
     try:
         store.fingerprint()  # fails here, not mid-render, on a file that is not a looplab store
     except (sqlite3.DatabaseError, StoreError) as e:
         store.close()
-        if isinstance(e, StoreError) and e.kind != "corrupt":
-            raise
-        return None
+        if _not_a_store(e):
+            return None
+        raise
     return store
+
+
+def _not_a_store(e: Exception) -> bool:
+    """A file SQLite cannot read as a database (a locked or unreadable store is still an error)."""
+    return not isinstance(e, StoreError) or e.kind == "corrupt"
