@@ -142,8 +142,12 @@ class PairJudge:
         # the two is asked first is drawn too, so nothing about call order (a warm cache) can favour a side.
         asks = [self._ask(inp, inc, cand, sink), self._ask(inp, cand, inc, sink)]
         flipped = secrets.randbelow(2) == 1
-        answers = await asyncio.gather(*(asks[::-1] if flipped else asks))
-        first, second = answers[::-1] if flipped else answers
+        # Both calls land (and are recorded) before a failure of either is raised: none is left in flight.
+        landed = await asyncio.gather(*(asks[::-1] if flipped else asks), return_exceptions=True)
+        for failure in landed:
+            if isinstance(failure, BaseException):
+                raise failure
+        first, second = landed[::-1] if flipped else landed
         sides = ({"1": "incumbent", "2": "candidate", "tie": "tie"}.get(first.better or ""),
                  {"1": "candidate", "2": "incumbent", "tie": "tie"}.get(second.better or ""))
         if sides[0] == sides[1] and sides[0] in ("candidate", "incumbent"):

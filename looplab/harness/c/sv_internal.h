@@ -69,6 +69,7 @@ struct ll_case {
     /* the worker */
     pid_t pid;
     clockid_t cpu;
+    double ran_us;  /* wall time the worker could have run: fork to its first stop, then every window */
     int err_fd;           /* read end of the worker's stderr, relayed to ours with a "target: " prefix */
     size_t err_relayed;   /* bytes relayed so far (capped per case) */
     int err_midline;
