@@ -74,6 +74,7 @@ def _run_script(script):
     main = type(sys)("__main__")
     main.__file__ = script
     main.__builtins__ = __builtins__
+    main.__looplab_warm__ = True  # SystemExit ends the script at once here: no shutdown, no threads waited for
     sys.modules["__main__"] = main
     exec(code, main.__dict__)
 

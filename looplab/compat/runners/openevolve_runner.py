@@ -154,6 +154,8 @@ def main():
             line["metrics"] = {"traceback": cap(frames, ARTIFACT_CHARS)}
     emit(nonce, line)
     sys.stdout.flush()
+    if globals().get("__looplab_warm__"):
+        raise SystemExit(0)  # a warm host's child: its host reports the exit before the kernel has freed the memory
     os._exit(0)  # threads a timed-out or careless evaluator left running do not hold the result back
 
 
