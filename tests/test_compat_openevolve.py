@@ -100,6 +100,19 @@ def test_evaluator_timeout_is_per_stage(folder):
     assert slow.wall_s < 20
 
 
+def test_a_call_stuck_in_c_code_is_ended_at_its_timeout_not_the_sandboxes(folder):
+    # sum() over a huge range never returns to the interpreter, so the timer's handler never runs: the
+    # runner's watchdog ends it a second later, well before the sandbox's own deadline (timeout + 30 s).
+    config = folder / "config.yaml"
+    config.write_text(config.read_text().replace("timeout: 20", "timeout: 2"))
+    stuck = evaluate(folder, program("def predict(x):\n    return sum(range(10 ** 15)) * 0 + x\n"))
+    assert stuck.failure == Outcome.TIMEOUT and "ran past evaluator.timeout (2s)" in stuck.reason, stuck.log
+    assert stuck.wall_s < 20
+    assert "in predict" in stuck.log  # where it was stuck, for the model's next try
+    honest = evaluate(folder, program("def predict(x):\n    return x * x + 1\n"))
+    assert honest.ok and honest.cases["score"].samples == [1.0]
+
+
 def test_evaluation_result_stand_in_is_not_a_looplab_package():
     spec = importlib.util.find_spec("openevolve")
     assert spec is None or "looplab" not in str(spec.origin)  # a real install is never shadowed

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import py_compile
+import re
 import shutil
 import sys
 import tempfile
@@ -23,12 +24,18 @@ STANDINS = Path(__file__).parent / "standins"
 GRACE_S = 30.0  # the sandbox's own deadline beyond the runner's per-call timeouts
 LINK_ABOVE = 1 << 20  # larger files are linked (read-only in the sandbox), not copied
 _NEVER = {"__pycache__", ".git"}
+_WATCHDOG = re.compile(r"^Timeout \(\d+:\d\d:\d\d(?:\.\d+)?\)!$", re.M)  # faulthandler's, as the OpenEvolve runner arms it
 _BYTECODE: dict[tuple, bytes] = {}  # (evaluator, its mtime and size) -> its bytecode, compiled once per process
 
 
 def sandbox_timeout_s(evaluate: EvaluateConfig) -> float:
     """The whole evaluation's deadline: each call has timeout_s (the runner ends it), plus a grace."""
     return evaluate.timeout_s * calls(evaluate.cascade) + GRACE_S
+
+
+def watchdog_ended(returncode: int | None, stderr: str) -> bool:
+    """The OpenEvolve runner's watchdog ended a call stuck where its timer could not (faulthandler exits 1)."""
+    return returncode == 1 and _WATCHDOG.search(stderr) is not None
 
 
 def workspace(exp: Experiment, dest: Path) -> None:

@@ -204,6 +204,9 @@ class Evaluator:
         if res.limit_hit == "cpu":
             return failed(Outcome.TIMEOUT, f"cpu limit of {limits.cpu_s}s exceeded (SIGXCPU)")
         read = read_results(res.stdout, cases, nonce=nonce, timing="samples_us")
+        if not read.results and self.openevolve and evaluators.watchdog_ended(res.returncode, res.stderr):
+            return failed(Outcome.TIMEOUT, f"timed out: a call ran past evaluator.timeout "
+                          f"({self.config.evaluate.timeout_s:g}s) where its timer could not stop it (in C code?)")
         if read.failure:
             return failed(read.failure, read.reason, read.results)
         results = read.results

@@ -9,6 +9,7 @@ Artifacts become text metrics of the case (scrubbed and capped by looplab). STAN
 sys.path: `openevolve.evaluation_result` is importable when openevolve is not installed.
 """
 
+import faulthandler
 import importlib.util
 import json
 import math
@@ -18,6 +19,7 @@ import sys
 import threading
 import traceback
 
+WATCHDOG_S = 1.0  # past a call's timeout, for a call whose SIGALRM handler cannot run
 ARTIFACT_CHARS = 2000  # one artifact, head and tail kept
 ARTIFACTS_CHARS = 8000  # all artifacts of one evaluation
 _lock = threading.Lock()
@@ -35,9 +37,11 @@ def emit(nonce, line, *, exit_now=False):
 
 
 def call(fn, program, what, timeout_s, nonce):
-    """fn(program) with a deadline; past it the evaluation ends as a timeout. A SIGALRM timer, not a thread per
-    call (starting one costs more than many evaluators take); an evaluator that takes SIGALRM for itself, or a
-    C call that does not return, is ended by the sandbox's own deadline instead (looplab kills the group)."""
+    """fn(program) with a deadline; past it the evaluation ends as a timeout. A SIGALRM timer, whose handler says
+    so on the protocol line. A call stuck in C code never lets that handler run: faulthandler's watchdog, which
+    needs no interpreter, ends the process WATCHDOG_S later, and looplab reads its "Timeout (...)!" as a timeout
+    (it is not left to the sandbox's own deadline, tens of seconds on). An evaluator that takes SIGALRM for
+    itself meets the watchdog too."""
 
     def expired(signum, frame):
         emit(nonce, {"ok": False, "failure": "timeout",
@@ -46,8 +50,13 @@ def call(fn, program, what, timeout_s, nonce):
     before = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
+        faulthandler.dump_traceback_later(timeout_s + WATCHDOG_S, exit=True)
+    except (RuntimeError, OSError):  # no thread to be had (a process limit): the sandbox's deadline still holds
+        pass
+    try:
         return fn(program)
     finally:
+        faulthandler.cancel_dump_traceback_later()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, before)
 
