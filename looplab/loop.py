@@ -131,9 +131,7 @@ async def run_search(experiment: Experiment, provider: ModelProvider, options: R
         rendering = asyncio.get_running_loop().call_later(report.REFRESH_S, report.refresh, store, experiment)
         s = Search(experiment, store, evaluator, provider, options, novelty_index(store, experiment),
                    random.Random(options.seed))
-        running = asyncio.get_running_loop()
-        indexing = running.run_in_executor(None, s.novelty.prepare)  # beside the first model call
-        running.call_soon(evaluator.warm_up)  # when the first attempt waits on its model: a host for step 6
+        indexing = asyncio.get_running_loop().run_in_executor(None, s.novelty.prepare)  # beside the first model call
         try:
             return await _workers(s, progress)
         finally:
@@ -285,6 +283,8 @@ async def run_attempt(s: Search, attempt: AttemptPlan) -> AttemptRow:
     turns = repair.Turns(experiment, run_dir, messages, repair.turns_allowed(experiment, s.options.repair_turns),
                          incumbent.source or "")
     stop: ModelAccessError | None = None
+    if attempt.index == 1:  # a host for step 6, started once the run's first model call is under way
+        asyncio.get_running_loop().call_soon(s.evaluator.warm_up)
     while True:
         try:
             reply = await repair.propose(s, attempt.id, turns, temperature)
