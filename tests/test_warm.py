@@ -439,3 +439,30 @@ def test_exit_codes_and_signals_are_reported_whatever_the_child_says_on_its_stat
         assert res is not None and (res.returncode, res.signal) == (rc, sig), res
     assert pool.started == 1, pool.dropped
     pool.close()
+
+
+FORGED_STATUS = '''
+import os, signal, sys
+frame = sys._getframe()
+while frame is not None and "token" not in frame.f_locals:  # the host's token, read from the child's own frames
+    frame = frame.f_back
+os.write(3, frame.f_locals["token"] + b" 0\\n")  # "exit 0", in the very words the host expects
+os.kill(os.getpid(), signal.SIG%s)
+'''
+
+
+def test_a_child_that_learns_the_status_token_still_cannot_hide_a_death_by_signal(tmp_path: Path) -> None:
+    # The token only keeps a library that happens to write to descriptor 3 from passing for the child; the
+    # candidate can read it. What stands is /proc: a child exiting by a signal is never taken at its word.
+    pool = _pool(tmp_path)
+
+    async def scenario():
+        return [await pool.run(_script(tmp_path, FORGED_STATUS % sig), prepare=lambda work: [], timeout_s=10,
+                               limits=LimitsConfig()) for sig in ("SEGV", "KILL", "ABRT")]
+
+    results = asyncio.run(scenario())
+    assert [(r.returncode, r.signal) for r in results] == [(-11, 11), (-9, 9), (-6, 6)], results
+    honest = asyncio.run(pool.run(_script(tmp_path, "print('ok')\n"), prepare=lambda work: [], timeout_s=10,
+                                  limits=LimitsConfig()))
+    assert honest.returncode == 0 and honest.stdout == "ok\n"
+    pool.close()
